@@ -1,0 +1,416 @@
+"""Use cases of the after-sales workflow: quote, submit, act, ship back, pay out. One transaction each."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.domain import errors
+from bot.domain.accounts import mask_account, parse_account
+from bot.domain.couriers import BY_CODE, couriers_matching, is_valid_tracking_number
+from bot.domain.money import Line, Pick, refund_for_picks
+from bot.domain.policy import SELLER, Decision, Policy, kind_for
+from bot.domain.workflow import FINAL, OPEN, Kind, Role, Status, find_move
+from bot.nlu.topics import REASON_CODES
+from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout
+from bot.services.context import Services
+
+SYSTEM_ACTOR = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: Role
+
+
+def buyer_actor(buyer_id: int) -> Actor:
+    return Actor(f"buyer:{buyer_id}", Role.BUYER)
+
+
+SYSTEM = Actor(SYSTEM_ACTOR, Role.SYSTEM)
+
+
+@dataclass(frozen=True)
+class QuoteLine:
+    order_item_id: int
+    name: str
+    spec: str
+    quantity: int
+    refund_fen: int
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a request would be, computed by the system before the buyer confirms."""
+
+    order_no: str
+    kind: Kind
+    reason: str
+    lines: tuple[QuoteLine, ...]
+    items_fen: int
+    freight_refund_fen: int
+    decision: Decision
+    needs_account: bool
+    refund_route: str
+
+    @property
+    def total_fen(self) -> int:
+        return self.items_fen + self.freight_refund_fen
+
+
+@dataclass(frozen=True)
+class RequestView:
+    id: int
+    order_no: str
+    kind: str
+    status: str
+    reason: str
+    refund_fen: int
+    deadline_at: datetime | None
+    deadline_kind: str | None
+    rule_id: str
+    refund_route: str
+    refund_account_masked: str
+    last_reason_note: str | None
+    version: int
+    lines: tuple[QuoteLine, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def of(cls, row: AfterSale) -> "RequestView":
+        return cls(
+            id=row.id, order_no=row.order.order_no, kind=row.kind, status=row.status, reason=row.reason,
+            refund_fen=row.refund_fen + row.freight_refund_fen, deadline_at=row.deadline_at,
+            deadline_kind=row.deadline_kind, rule_id=row.rule_id, refund_route=row.refund_route,
+            refund_account_masked=mask_account(row.refund_account), last_reason_note=row.last_reason_note,
+            version=row.version,
+            lines=tuple(
+                QuoteLine(i.order_item_id, i.order_item.name, i.order_item.spec, i.quantity, i.refund_fen)
+                for i in row.items
+            ),
+        )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def audit(
+    session: Session, *, at: datetime, actor: Actor, action: str, rule: str, request: AfterSale | None = None,
+    order_id: int | None = None, from_status: str | None = None, to_status: str | None = None,
+    reason: str | None = None, data: dict | None = None,
+) -> None:
+    """Append one audit event in the caller's transaction."""
+    session.add(Event(
+        after_sale_id=request.id if request else None,
+        order_id=order_id if order_id is not None else (request.order_id if request else None),
+        at=at, actor=actor.name, role=actor.role.value, action=action, from_status=from_status,
+        to_status=to_status, rule=rule, reason=reason, data=data or {},
+    ))
+
+
+def notify(session: Session, request: AfterSale, kind: str, at: datetime, key: str, **data: object) -> None:
+    """Queue a notice to the buyer (delivered through Rasa by the worker) once per key."""
+    session.add(Outbox(
+        buyer_id=request.buyer_id, after_sale_id=request.id, kind=kind, data=data, created_at=at, due_at=at,
+        dedupe_key=f"{request.id}:{key}",
+    ))
+
+
+def own_order(session: Session, buyer_id: int, order_no: str) -> Order:
+    order = session.scalar(select(Order).where(Order.order_no == order_no))
+    if order is None:
+        raise errors.OrderNotFound("找不到这个订单号，请核对一下", order_no=order_no)
+    if order.buyer_id != buyer_id:
+        # Same words as unknown: a buyer learns nothing about other people's orders.
+        raise errors.NotYourOrder("找不到这个订单号，请核对一下", order_no=order_no)
+    return order
+
+
+def _quantities_taken(session: Session, order: Order) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+    """Per order line: quantity held by open requests, and (quantity, fen) already refunded."""
+    rows = session.execute(
+        select(AfterSaleItem.order_item_id, AfterSale.status, AfterSale.kind, AfterSaleItem.quantity,
+               AfterSaleItem.refund_fen)
+        .join(AfterSale, AfterSale.id == AfterSaleItem.after_sale_id)
+        .where(AfterSale.order_id == order.id)
+    ).all()
+    held: dict[int, int] = {}
+    refunded: dict[int, tuple[int, int]] = {}
+    for item_id, status, kind, qty, fen in rows:
+        if status in {s.value for s in OPEN}:
+            held[item_id] = held.get(item_id, 0) + qty
+        elif status == Status.REFUNDED.value:
+            q, f = refunded.get(item_id, (0, 0))
+            refunded[item_id] = (q + qty, f + fen)
+    return held, refunded
+
+
+def kind_for_order(order: Order, resolution: str | None, decision: Decision, at: datetime, policy: Policy) -> Kind:
+    """The order's state decides the path; the buyer's wish only chooses among what it allows."""
+    state = order.state
+    if state == "unconfirmed":
+        raise errors.NotEligible("这笔订单还没确认，可以直接取消，不需要申请售后", order_state=state,
+                                 suggestion="cancel_order")
+    if state == "cancelled":
+        raise errors.NotEligible("这笔订单已经取消了", order_state=state)
+    if state in ("confirmed", "shipped"):
+        return Kind.REFUND_ONLY
+    if state == "completed" and order.completed_at and at > order.completed_at + policy.timer("complaint_window"):
+        raise errors.NotEligible("交易成功已超过15天，售后期已过；如有严重质量问题可申请平台介入",
+                                 order_state=state, suggestion="escalate")
+    if resolution:
+        return kind_for(resolution)
+    return kind_for(decision.resolutions[0]) if decision.resolutions else Kind.RETURN_REFUND
+
+
+def within_no_reason_days(order: Order, at: datetime, policy: Policy) -> bool:
+    return order.received_at is None or at <= order.received_at + policy.timer("no_reason_return")
+
+
+# ---------------------------------------------------------------- quote & submit
+
+
+def _quote(session: Session, svc: Services, *, buyer_id: int, order_no: str, picks: list[Pick] | None,
+           reason: str, resolution: str | None) -> tuple[Order, Quote]:
+    if reason not in REASON_CODES:
+        raise errors.ReasonRequired("请告诉我退换的原因", reason=reason)
+    order = own_order(session, buyer_id, order_no)
+    policy = svc.policies(order.shop.code)
+    now = svc.clock.now()
+    decision = policy.decide(reason, within_no_reason_days=within_no_reason_days(order, now, policy))
+    kind = kind_for_order(order, resolution, decision, now, policy)
+    held, refunded = _quantities_taken(session, order)
+    lines = [Line(i.id, i.unit_price_fen, i.quantity) for i in order.items]
+    if not picks:
+        picks = [Pick(i.id, i.quantity - held.get(i.id, 0) - refunded.get(i.id, (0, 0))[0]) for i in order.items]
+        picks = [p for p in picks if p.quantity > 0]
+        if not picks:
+            raise errors.AlreadyInProgress("这笔订单的商品都已经在售后中或已退款了", order_no=order_no)
+    by_id = {i.id: i for i in order.items}
+    for pick in picks:
+        item = by_id.get(pick.line_id)
+        if item is None:
+            raise errors.InvalidInput("这件商品不在这笔订单里", order_item_id=pick.line_id)
+        if pick.quantity <= 0:
+            raise errors.InvalidInput("数量至少是1件", order_item_id=pick.line_id)
+        free = item.quantity - refunded.get(item.id, (0, 0))[0]
+        if pick.quantity > free:
+            raise errors.QuantityTooLarge(f"{item.name}最多可以退{max(free, 0)}件", order_item_id=item.id,
+                                          bought=item.quantity, available=max(free, 0))
+        if pick.quantity > free - held.get(item.id, 0):
+            raise errors.AlreadyInProgress(f"{item.name}已经在售后处理中了，不能重复申请", order_item_id=item.id)
+    fen = refund_for_picks(lines, order.discount_fen, picks, refunded)
+    quote_lines = tuple(
+        QuoteLine(p.line_id, by_id[p.line_id].name, by_id[p.line_id].spec, p.quantity, fen[p.line_id]) for p in picks
+    )
+    # The original freight comes back when the seller is responsible and the whole order returns.
+    whole_order = all(
+        sum(p.quantity for p in picks if p.line_id == i.id) + refunded.get(i.id, (0, 0))[0] + held.get(i.id, 0)
+        >= i.quantity for i in order.items
+    )
+    freight = order.freight_fen if (decision.outbound_freight == SELLER and whole_order and kind != Kind.EXCHANGE) else 0
+    nothing_collected = order.payment == "cod" and not order.cod_collected and order.shipped_at is None
+    route = "original" if order.payment == "online" else ("none" if nothing_collected else "account")
+    if kind == Kind.EXCHANGE:
+        route = "none"
+    items_fen = sum(line.refund_fen for line in quote_lines) if kind != Kind.EXCHANGE else 0
+    quote = Quote(order.order_no, kind, reason, quote_lines, items_fen, freight, decision,
+                  needs_account=route == "account", refund_route=route)
+    return order, quote
+
+
+def quote(svc: Services, *, buyer_id: int, order_no: str, reason: str, picks: list[Pick] | None = None,
+          resolution: str | None = None) -> Quote:
+    """What the buyer would get back, item by item, and on what terms; writes nothing."""
+    with svc.sessions() as session:
+        return _quote(session, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
+                      resolution=resolution)[1]
+
+
+def submit(
+    svc: Services, *, buyer_id: int, order_no: str, reason: str, picks: list[Pick] | None = None,
+    resolution: str | None = None, words: str = "", confidence: float | None = None,
+    account: str | None = None, expected_total_fen: int | None = None, earlier_reasons: list[str] | None = None,
+) -> RequestView:
+    """Create the after-sales request and start the seller's review timer."""
+    with svc.sessions() as session, session.begin():
+        order, q = _quote(session, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
+                          resolution=resolution)
+        if not q.decision.accepted:
+            raise errors.NotEligible(q.decision.explanation, reason=reason, rule=q.decision.rule_id)
+        if expected_total_fen is not None and expected_total_fen != q.total_fen:
+            raise errors.AmountMismatch("金额和系统计算的不一致", expected=q.total_fen, given=expected_total_fen)
+        route, stored_account = q.refund_route, None
+        if q.needs_account:
+            if not account:
+                raise errors.BadAccount("货到付款的订单需要提供支付宝账号或银行卡号用于退款")
+            route, ident = parse_account(account)
+            stored_account = f"{route}:{ident}"
+        policy = svc.policies(order.shop.code)
+        now = svc.clock.now()
+        # A buyer who switched reason after hearing who pays keeps both on record and owes photos.
+        earlier = [r for r in (earlier_reasons or []) if r in REASON_CODES and r != reason]
+        evidence_required = q.decision.evidence.value == "required" or bool(earlier)
+        timer = "review_unshipped" if order.state == "confirmed" else "review"
+        row = AfterSale(
+            order_id=order.id, buyer_id=buyer_id, kind=q.kind.value, status=Status.REQUESTED.value, reason=reason,
+            reason_confidence=confidence, earlier_reasons=earlier, buyer_words=words[:2000],
+            refund_fen=q.items_fen, freight_refund_fen=q.freight_refund_fen,
+            return_freight_payer=q.decision.return_freight, evidence_required=evidence_required,
+            rule_id=q.decision.rule_id, refund_route=route, refund_account=stored_account, preset=policy.preset,
+            express_refund=policy.express_refund,
+            phone_call_task=q.decision.phone_call and q.kind == Kind.RETURN_REFUND,
+            deadline_at=now + policy.timer(timer), deadline_kind="review", created_at=now, updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        for line in q.lines:
+            session.add(AfterSaleItem(after_sale_id=row.id, order_item_id=line.order_item_id,
+                                      quantity=line.quantity, refund_fen=line.refund_fen))
+        audit(session, at=now, actor=buyer_actor(buyer_id), action="submit", rule=q.decision.rule_id,
+              request=row, to_status=row.status, reason=reason,
+              data={"kind": q.kind.value, "refund_fen": q.total_fen, "earlier_reasons": earlier,
+                    "timer": timer, "deadline_at": row.deadline_at.isoformat()})
+        session.flush()
+        session.refresh(row)
+        return RequestView.of(row)
+
+
+# ---------------------------------------------------------------- transitions
+
+# The timer each target status starts (policy timer name, deadline kind); others clear the deadline.
+TIMER_ON_ENTRY: dict[Status, str] = {
+    Status.REQUESTED: "review",
+    Status.REJECTED: "escalate_after_rejection",
+    Status.AWAITING_RETURN: "ship_back",
+    Status.RETURN_SHIPPED: "confirm_receipt",
+    Status.REFUND_REFUSED: "escalate_after_refusal",
+}
+APPROVING_ACTIONS = frozenset({"approve_return", "approve_refund", "check_online", "check_offline",
+                               "confirm_money_received", "arbitrate_for_buyer"})
+PAYOUT_ACTIONS = frozenset({"pay_original_route", "record_transfer"})
+
+
+def _load_for_update(session: Session, request_id: int) -> AfterSale:
+    row = session.scalar(select(AfterSale).where(AfterSale.id == request_id).with_for_update())
+    if row is None:
+        raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
+    return row
+
+
+def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
+           rule: str | None = None, data: dict | None = None) -> None:
+    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
+    source = Status(row.status)
+    move = find_move(action, source, actor.role)
+    if move.needs_reason and not (reason and reason.strip()):
+        raise errors.ReasonRequired("这一步必须填写原因", action=action)
+    if action in PAYOUT_ACTIONS:
+        approvers = set(session.scalars(select(Event.actor).where(
+            Event.after_sale_id == row.id, Event.action.in_(APPROVING_ACTIONS))))
+        if actor.name in approvers:
+            raise errors.SameActor("同一个人不能既审核又打款", actor=actor.name)
+    now = svc.clock.now()
+    policy = svc.policies(row.order.shop.code)
+    target = move.target
+    row.status = target.value
+    row.updated_at = now
+    timer = TIMER_ON_ENTRY.get(target)
+    if timer:
+        if timer == "review" and row.order.state == "confirmed":
+            timer = "review_unshipped"
+        row.deadline_at = now + policy.timer(timer)
+        row.deadline_kind = TIMER_ON_ENTRY[target]
+    else:
+        row.deadline_at, row.deadline_kind = None, None
+    if target in (Status.REJECTED, Status.REFUND_REFUSED):
+        row.escalation_until = row.deadline_at
+    if move.needs_reason:
+        row.last_reason_note = reason
+    if action in APPROVING_ACTIONS:
+        row.approved_by = actor.name
+    applied_rule = rule or f"workflow.{action}"
+    audit(session, at=now, actor=actor, action=action, rule=applied_rule, request=row, from_status=source.value,
+          to_status=target.value, reason=reason, data={**(data or {}), "deadline_at":
+          row.deadline_at.isoformat() if row.deadline_at else None, "deadline_kind": row.deadline_kind})
+    if actor.role != Role.BUYER:
+        notify(session, row, target.value, now, key=f"{row.version}:{action}",
+               reason=reason or "", deadline_at=row.deadline_at.isoformat() if row.deadline_at else "")
+
+
+def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: str | None = None,
+        expected_version: int | None = None, buyer_id: int | None = None) -> RequestView:
+    """Take `action` on a request as `actor`; exactly one of two simultaneous agents wins."""
+    try:
+        with svc.sessions() as session, session.begin():
+            row = _load_for_update(session, request_id)
+            if buyer_id is not None and row.buyer_id != buyer_id:
+                raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
+            if expected_version is not None and row.version != expected_version:
+                raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
+                                      expected=expected_version, current=row.version)
+            if action in PAYOUT_ACTIONS:
+                _pay(session, svc, row, actor)
+            _apply(session, svc, row, action, actor, reason=reason)
+            session.flush()
+            return RequestView.of(row)
+    except StaleDataError:
+        raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作", request_id=request_id) from None
+
+
+def _pay(session: Session, svc: Services, row: AfterSale, actor: Actor) -> None:
+    """Pay the refund once: the idempotency key is the request, so a retry finds the first payout."""
+    key = f"after_sale:{row.id}:refund"
+    if session.scalar(select(func.count()).select_from(Payout).where(Payout.idempotency_key == key)):
+        return
+    route = row.refund_route
+    account = row.refund_account.partition(":")[2] if row.refund_account else None
+    receipt = svc.payments.refund(idempotency_key=key, route=route, account=account,
+                                  amount_fen=row.refund_fen + row.freight_refund_fen)
+    session.add(Payout(after_sale_id=row.id, idempotency_key=key, route=route, amount_fen=receipt.amount_fen,
+                       external_ref=receipt.external_ref, paid_at=svc.clock.now(), paid_by=actor.name))
+    try:
+        session.flush()
+    except IntegrityError:
+        raise errors.Conflict("这笔退款已经在处理", request_id=row.id) from None
+
+
+def ship_back(svc: Services, request_id: int, *, buyer_id: int, tracking_no: str, courier: str | None = None) -> RequestView:
+    """The buyer enters the return tracking number; the seller's receipt timer starts."""
+    number = tracking_no.strip().upper()
+    if courier is None:
+        matches = couriers_matching(number)
+        if len(matches) != 1:
+            raise errors.BadTrackingNumber("请告诉我是哪家快递，并核对单号", tracking_no=number)
+        courier = matches[0].code
+    if courier not in BY_CODE or not is_valid_tracking_number(courier, number):
+        raise errors.BadTrackingNumber(
+            f"{BY_CODE[courier].name if courier in BY_CODE else '这家快递'}的单号格式不对，请核对一下",
+            tracking_no=number, courier=courier)
+    with svc.sessions() as session, session.begin():
+        row = _load_for_update(session, request_id)
+        if row.buyer_id != buyer_id:
+            raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
+        row.return_courier, row.return_tracking_no = courier, number
+        _apply(session, svc, row, "ship_back", buyer_actor(buyer_id), reason=None,
+               data={"courier": courier, "tracking_no": number})
+        session.flush()
+        return RequestView.of(row)
+
+
+def requests_of_buyer(svc: Services, buyer_id: int) -> list[RequestView]:
+    with svc.sessions() as session:
+        rows = session.scalars(select(AfterSale).where(AfterSale.buyer_id == buyer_id)
+                               .order_by(AfterSale.id.desc())).all()
+        return [RequestView.of(r) for r in rows]
+
+
+def is_final(status: str) -> bool:
+    return Status(status) in FINAL
+
+
+__all__ = ["Actor", "SYSTEM", "Quote", "QuoteLine", "RequestView", "act", "quote", "submit", "ship_back",
+           "requests_of_buyer", "buyer_actor", "OrderItem"]
