@@ -20,6 +20,7 @@ class Settings:
     trust_sender_id: bool
     embedded_worker: bool
     worker_interval_s: float
+    default_shop: str
 
     @property
     def is_production(self) -> bool:
@@ -50,4 +51,5 @@ def load_settings() -> Settings:
         trust_sender_id=env.get("BOT_TRUST_SENDER_ID", "0" if profile == "prod" else "1") == "1",
         embedded_worker=env.get("BOT_EMBEDDED_WORKER", "0" if profile == "prod" else "1") == "1",
         worker_interval_s=float(env.get("BOT_WORKER_INTERVAL", "2")),
+        default_shop=env.get("BOT_DEFAULT_SHOP", "demo"),
     )

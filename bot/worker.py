@@ -6,6 +6,7 @@ import time
 import requests
 from sqlalchemy import select
 
+from bot.identity import sender_id_of
 from bot.persistence.models import Outbox
 from bot.services.context import Services
 from bot.services.timers import sweep_due
@@ -14,11 +15,6 @@ from bot.settings import Settings
 log = logging.getLogger(__name__)
 
 UPDATE_INTENT = "EXTERNAL_request_update"
-
-
-def sender_id_of(buyer_id: int) -> str:
-    """The conversation id of a buyer in every channel (see README: identifying a buyer)."""
-    return f"buyer-{buyer_id}"
 
 
 def deliver_outbox(svc: Services, settings: Settings, *, batch: int = 50) -> int:

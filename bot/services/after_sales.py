@@ -1,7 +1,7 @@
 """Use cases of the after-sales workflow: quote, submit, act, ship back, pay out. One transaction each."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +13,7 @@ from bot.domain.accounts import mask_account, parse_account
 from bot.domain.couriers import BY_CODE, couriers_matching, is_valid_tracking_number
 from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
-from bot.domain.workflow import FINAL, OPEN, Kind, Role, Status, find_move
+from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout
 from bot.services.context import Services
@@ -56,6 +56,8 @@ class Quote:
     decision: Decision
     needs_account: bool
     refund_route: str
+    shop_code: str
+    review_window: timedelta  # how long the seller has to review it
 
     @property
     def total_fen(self) -> int:
@@ -166,6 +168,11 @@ def kind_for_order(order: Order, resolution: str | None, decision: Decision, at:
     return kind_for(decision.resolutions[0]) if decision.resolutions else Kind.RETURN_REFUND
 
 
+def review_timer_for(order: Order) -> str:
+    """Taobao gives the seller less time to review a refund of an unshipped order."""
+    return "review_unshipped" if order.state == "confirmed" else "review"
+
+
 def within_no_reason_days(order: Order, at: datetime, policy: Policy) -> bool:
     return order.received_at is None or at <= order.received_at + policy.timer("no_reason_return")
 
@@ -218,7 +225,8 @@ def _quote(session: Session, svc: Services, *, buyer_id: int, order_no: str, pic
         route = "none"
     items_fen = sum(line.refund_fen for line in quote_lines) if kind != Kind.EXCHANGE else 0
     quote = Quote(order.order_no, kind, reason, quote_lines, items_fen, freight, decision,
-                  needs_account=route == "account", refund_route=route)
+                  needs_account=route == "account", refund_route=route, shop_code=order.shop.code,
+                  review_window=policy.timer(review_timer_for(order)))
     return order, quote
 
 
@@ -254,7 +262,7 @@ def submit(
         # A buyer who switched reason after hearing who pays keeps both on record and owes photos.
         earlier = [r for r in (earlier_reasons or []) if r in REASON_CODES and r != reason]
         evidence_required = q.decision.evidence.value == "required" or bool(earlier)
-        timer = "review_unshipped" if order.state == "confirmed" else "review"
+        timer = review_timer_for(order)
         row = AfterSale(
             order_id=order.id, buyer_id=buyer_id, kind=q.kind.value, status=Status.REQUESTED.value, reason=reason,
             reason_confidence=confidence, earlier_reasons=earlier, buyer_words=words[:2000],
@@ -301,11 +309,9 @@ def _load_for_update(session: Session, request_id: int) -> AfterSale:
     return row
 
 
-def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
-           rule: str | None = None, data: dict | None = None) -> None:
-    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
-    source = Status(row.status)
-    move = find_move(action, source, actor.role)
+def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reason: str | None) -> Move:
+    """The move, if `actor` may take `action` now; raises before anything happens otherwise."""
+    move = find_move(action, Status(row.status), actor.role)
     if move.needs_reason and not (reason and reason.strip()):
         raise errors.ReasonRequired("这一步必须填写原因", action=action)
     if action in PAYOUT_ACTIONS:
@@ -313,6 +319,14 @@ def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: 
             Event.after_sale_id == row.id, Event.action.in_(APPROVING_ACTIONS))))
         if actor.name in approvers:
             raise errors.SameActor("同一个人不能既审核又打款", actor=actor.name)
+    return move
+
+
+def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
+           rule: str | None = None, data: dict | None = None) -> None:
+    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
+    source = Status(row.status)
+    move = _authorise(session, row, action, actor, reason)
     now = svc.clock.now()
     policy = svc.policies(row.order.shop.code)
     target = move.target
@@ -320,8 +334,8 @@ def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: 
     row.updated_at = now
     timer = TIMER_ON_ENTRY.get(target)
     if timer:
-        if timer == "review" and row.order.state == "confirmed":
-            timer = "review_unshipped"
+        if timer == "review":
+            timer = review_timer_for(row.order)
         row.deadline_at = now + policy.timer(timer)
         row.deadline_kind = TIMER_ON_ENTRY[target]
     else:
@@ -353,6 +367,7 @@ def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: st
                 raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
                                       expected=expected_version, current=row.version)
             if action in PAYOUT_ACTIONS:
+                _authorise(session, row, action, actor, reason)  # never pay for a refused action
                 _pay(session, svc, row, actor)
             _apply(session, svc, row, action, actor, reason=reason)
             session.flush()

@@ -1,0 +1,265 @@
+"""The after-sales application: start it from what the buyer said, fill the form, quote, submit."""
+
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.common import ServiceAction, buyer_id_of, shop_of
+from bot.clock import format_local
+from bot.domain.accounts import parse_account
+from bot.domain.errors import DomainError
+from bot.domain.money import Pick, yuan
+from bot.domain.policy import who_pays_text
+from bot.domain.workflow import Kind
+from bot.nlu.topics import reason_of_intent
+from bot.services import after_sales
+from bot.services.bootstrap import default_services
+from bot.services.orders import order_of_buyer, orders_of_buyer
+
+FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
+              "resolution", "refund_account", "confirmed")
+KIND_LABELS = {Kind.REFUND_ONLY: "仅退款", Kind.RETURN_REFUND: "退货退款", Kind.EXCHANGE: "换货"}
+ROUTE_LABELS = {"original": "原路退回", "account": "退到您提供的账户", "none": "无需退款"}
+
+
+def parse_picks(value: str | None) -> list[Pick] | None:
+    """'all' -> None (every line); '4:1,5:2' -> picks. Raises ValueError when malformed."""
+    if not value or value == "all":
+        return None
+    picks = []
+    for part in value.split(","):
+        line, _, qty = part.partition(":")
+        picks.append(Pick(int(line), int(qty)))
+    return picks
+
+
+def reason_from(tracker: Tracker) -> tuple[str | None, float | None]:
+    intent = tracker.latest_message.get("intent") or {}
+    return reason_of_intent(intent.get("name") or ""), intent.get("confidence")
+
+
+def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
+    return after_sales.quote(
+        default_services(), buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+        reason=reason or tracker.get_slot("reason") or "other", picks=parse_picks(tracker.get_slot("picks")),
+        resolution=tracker.get_slot("resolution"),
+    )
+
+
+class ActionStartAfterSale(ServiceAction):
+    """The buyer asked for a return/refund/exchange: note the reason, apologise, pick the order if clear."""
+
+    def name(self) -> str:
+        return "action_start_after_sale"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        buyer_id = buyer_id_of(tracker)
+        reason, confidence = reason_from(tracker)
+        events: list = [SlotSet(slot, None) for slot in FORM_SLOTS if slot != "resolution"]
+        events.append(SlotSet("buyer_words", tracker.latest_message.get("text") or ""))
+        if reason:
+            events += [SlotSet("reason", reason), SlotSet("reason_confidence", confidence)]
+            dispatcher.utter_message(response="utter_apologise_reason", reason=reason)
+        # An order number in the message wins; otherwise the only order that can take a request.
+        candidates = [o for o in orders_of_buyer(self.services, buyer_id) if o.after_sale_possible]
+        named = next(tracker.get_latest_entity_values("order_no"), None)
+        chosen = named or (candidates[0].order_no if len(candidates) == 1 else None)
+        if chosen:
+            events.append(SlotSet("order_no", chosen))
+        return events
+
+
+class ActionAskOrderNo(ServiceAction):
+    def name(self) -> str:
+        return "action_ask_order_no"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        orders = [o for o in orders_of_buyer(self.services, buyer_id_of(tracker)) if o.after_sale_possible]
+        if not orders:
+            dispatcher.utter_message(response="utter_no_eligible_order")
+            return []
+        buttons = [{"title": f"{o.summary} · {o.state_label} · 尾号{o.order_no[-4:]}",
+                    "payload": f'/inform{{"order_no":"{o.order_no}"}}'} for o in orders[:8]]
+        dispatcher.utter_message(response="utter_choose_order", buttons=buttons)
+        return []
+
+
+class ActionAskPicks(ServiceAction):
+    def name(self) -> str:
+        return "action_ask_picks"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        order = order_of_buyer(self.services, buyer_id_of(tracker), tracker.get_slot("order_no"))
+        buttons = [{"title": f"{line.name}（{line.spec}）×{line.quantity}",
+                    "payload": f'/inform{{"picks":"{line.id}:{line.quantity}"}}'} for line in order.lines]
+        buttons.append({"title": "全部商品", "payload": '/inform{"picks":"all"}'})
+        dispatcher.utter_message(response="utter_choose_items", count=len(order.lines), buttons=buttons)
+        return []
+
+
+class ActionAskRefundAccount(ServiceAction):
+    def name(self) -> str:
+        return "action_ask_refund_account"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        dispatcher.utter_message(response="utter_ask_refund_account")
+        return []
+
+
+def quote_lines(quote: after_sales.Quote) -> str:
+    return "\n".join(
+        f"· {line.name}（{line.spec}）×{line.quantity}" + ("" if quote.kind == Kind.EXCHANGE else f"  {yuan(line.refund_fen)}")
+        for line in quote.lines
+    ) + (f"\n· 运费 {yuan(quote.freight_refund_fen)}" if quote.freight_refund_fen else "")
+
+
+class ActionAskConfirmed(ServiceAction):
+    """Show the computed refund item by item and who pays the freight, then ask to confirm."""
+
+    def name(self) -> str:
+        return "action_ask_confirmed"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        quote = _quote(tracker)
+        explanation = quote.decision.explanation
+        if quote.kind == Kind.EXCHANGE:
+            dispatcher.utter_message(response="utter_quote_exchange", explanation=explanation, lines=quote_lines(quote))
+        else:
+            dispatcher.utter_message(response="utter_quote", explanation=explanation, lines=quote_lines(quote),
+                                     total=yuan(quote.total_fen), route=ROUTE_LABELS.get(quote.refund_route, ""))
+        dispatcher.utter_message(response="utter_ask_confirmed", kind_label=KIND_LABELS[quote.kind])
+        return []
+
+
+class ValidateAfterSaleForm(FormValidationAction):
+    """Fills and checks the form's slots against the buyer's real orders."""
+
+    def name(self) -> str:
+        return "validate_after_sale_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> list[str]:
+        slots = list(domain_slots)
+        if tracker.get_slot("order_no") and tracker.get_slot("reason"):
+            try:
+                quote = _quote(tracker)
+            except DomainError:
+                return slots
+            if not quote.decision.accepted:
+                # Nothing to confirm: the submit step explains what applies.
+                return [s for s in slots if s in ("order_no", "picks", "reason")]
+            if not quote.needs_account:
+                slots.remove("refund_account")
+        else:
+            slots.remove("refund_account")
+        return slots
+
+    async def extract_reason(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict:
+        reason, confidence = reason_from(tracker)
+        if not reason or tracker.active_loop.get("name") != "after_sale_form":
+            return {}
+        previous = tracker.get_slot("reason")
+        result: dict[str, Any] = {"reason": reason, "reason_confidence": confidence}
+        if previous and previous != reason:
+            # The buyer changed the reason (maybe after hearing who pays): keep both on record.
+            result["earlier_reasons"] = [*(tracker.get_slot("earlier_reasons") or []), previous]
+            result["confirmed"] = None
+        return result
+
+    async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: DomainDict) -> dict:
+        try:
+            order = order_of_buyer(default_services(), buyer_id_of(tracker), str(value))
+        except DomainError as exc:
+            dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+            return {"order_no": None}
+        if not order.after_sale_possible:
+            message = ("这笔订单还没确认，可以直接取消，不需要申请售后。" if order.state == "unconfirmed"
+                       else f"这笔订单{order.state_label}，不能申请售后。")
+            dispatcher.utter_message(response="utter_order_not_eligible", message=message)
+            return {"order_no": None}
+        result: dict[str, Any] = {"order_no": order.order_no}
+        if len(order.lines) == 1:
+            result["picks"] = "all"
+        return result
+
+    async def validate_picks(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                             domain: DomainDict) -> dict:
+        try:
+            parse_picks(str(value))
+        except ValueError:
+            return {"picks": None}
+        return {"picks": str(value)}
+
+    async def validate_refund_account(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                      domain: DomainDict) -> dict:
+        try:
+            route, ident = parse_account(str(value))
+        except DomainError as exc:
+            dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+            return {"refund_account": None}
+        return {"refund_account": f"{route}:{ident}"}
+
+
+class ActionSubmitAfterSale(ServiceAction):
+    """Create the request from the filled form and say what happens next, by when."""
+
+    def name(self) -> str:
+        return "action_submit_after_sale"
+
+    def on_error(self, exc: DomainError | None) -> list:
+        return [SlotSet(slot, None) for slot in FORM_SLOTS]
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reset = [SlotSet(slot, None) for slot in FORM_SLOTS]
+        quote = _quote(tracker)
+        if not quote.decision.accepted:
+            dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
+            return reset
+        if tracker.get_slot("confirmed") is not True:
+            dispatcher.utter_message(response="utter_cancelled_application")
+            return reset
+        view = after_sales.submit(
+            self.services, buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+            reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
+            resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
+            confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
+            expected_total_fen=quote.total_fen, earlier_reasons=tracker.get_slot("earlier_reasons"),
+        )
+        hours = int(quote.review_window.total_seconds() // 3600)
+        dispatcher.utter_message(
+            response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,
+            review_window=f"{hours}小时" if hours % 24 else f"{hours // 24}天",
+            deadline=format_local(view.deadline_at) if view.deadline_at else "",
+        )
+        if quote.decision.phone_call and quote.kind == Kind.RETURN_REFUND:
+            dispatcher.utter_message(response="utter_submitted_phone_call")
+        if quote.decision.evidence.value == "required" or tracker.get_slot("earlier_reasons"):
+            dispatcher.utter_message(response="utter_submitted_evidence")
+        dispatcher.utter_message(response="utter_anti_scam")
+        return [*reset, SlotSet("request_id", float(view.id))]
+
+
+class ActionAnswerShippingFee(ServiceAction):
+    """Who pays the freight, for the reason at hand (or the general rule)."""
+
+    def name(self) -> str:
+        return "action_answer_shipping_fee"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        reason = tracker.get_slot("reason")
+        if not reason:
+            dispatcher.utter_message(response="utter_shipping_fee_general")
+            return []
+        policy = self.services.policies(shop_of(tracker))
+        decision = policy.decide(reason, within_no_reason_days=True)
+        text = decision.explanation
+        if decision.accepted and reason != "quality":
+            text += f"（寄回运费由{who_pays_text(decision.return_freight)}承担）"
+        dispatcher.utter_message(response="utter_shipping_fee", explanation=text)
+        return []
+

@@ -1,0 +1,76 @@
+"""What every action shares: who the buyer is, the services, and polite failure."""
+
+import logging
+from abc import abstractmethod
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot.domain.errors import DomainError
+from bot.identity import buyer_from_sender, buyer_from_token
+from bot.services.bootstrap import default_services
+from bot.services.context import Services
+from bot.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+class UnknownBuyer(DomainError):
+    code = "unknown_buyer"
+
+
+def buyer_id_of(tracker: Tracker) -> int:
+    """The signed-in buyer: a token in the message metadata, or (dev only) the sender id."""
+    settings = load_settings()
+    metadata = tracker.latest_message.get("metadata") or {}
+    token = metadata.get("buyer_token") if isinstance(metadata, dict) else None
+    if token:
+        buyer = buyer_from_token(str(token), settings.secret_key)
+        if buyer is None:
+            raise UnknownBuyer("抱歉，您的登录状态已失效，请刷新页面重新登录后再试。")
+        return buyer
+    buyer = buyer_from_sender(tracker.sender_id or "")
+    if buyer is not None and settings.trust_sender_id:
+        return buyer
+    raise UnknownBuyer("抱歉，我需要先确认您的身份，请从店铺页面登录后再联系我。")
+
+
+def shop_of(tracker: Tracker) -> str:
+    """The shop whose window the buyer chats in (metadata `shop`), else the configured one."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    shop = metadata.get("shop") if isinstance(metadata, dict) else None
+    return str(shop) if shop else load_settings().default_shop
+
+
+def text_of(domain: dict[str, Any], response: str, **values: object) -> str:
+    """A response's first text with its {placeholders} filled, for sentences built from parts."""
+    text = domain["responses"][response][0]["text"]
+    return text.format(**{k: v for k, v in values.items()}) if values else text
+
+
+class ServiceAction(Action):
+    """An action that calls the services; domain errors become their Chinese message, anything else
+    an apology, and the buyer never sees a trace."""
+
+    @property
+    def services(self) -> Services:
+        return default_services()
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        try:
+            return await self.act(dispatcher, tracker, domain)
+        except DomainError as exc:
+            dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+            return self.on_error(exc)
+        except Exception:
+            log.exception("action %s failed", self.name())
+            dispatcher.utter_message(response="utter_error_backend")
+            return self.on_error(None)
+
+    def on_error(self, exc: DomainError | None) -> list:
+        """Events to return after a failure (nothing by default)."""
+        return []
+
+    @abstractmethod
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        """Do the action's work."""
