@@ -65,7 +65,7 @@ classify: .venv/rasa/.installed
 	@$(RASA)/python -m bot.nlu.classify
 
 nlu-report: model
-	$(RASA)/python -m bot.nlu.report
+	$(RASA)/python bench/nlu_report.py
 
 clean:
 	rm -rf .venv node_modules models var
