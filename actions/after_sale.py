@@ -233,7 +233,7 @@ class ActionSubmitAfterSale(ServiceAction):
         hours = int(quote.review_window.total_seconds() // 3600)
         dispatcher.utter_message(
             response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,
-            review_window=f"{hours}小时" if hours % 24 else f"{hours // 24}天",
+            review_window=f"{hours}小时" if hours <= 72 or hours % 24 else f"{hours // 24}天",
             deadline=format_local(view.deadline_at) if view.deadline_at else "",
         )
         if quote.decision.phone_call and quote.kind == Kind.RETURN_REFUND:

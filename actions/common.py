@@ -1,7 +1,7 @@
 """What every action shares: who the buyer is, the services, and polite failure."""
 
 import logging
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -48,7 +48,7 @@ def text_of(domain: dict[str, Any], response: str, **values: object) -> str:
     return text.format(**{k: v for k, v in values.items()}) if values else text
 
 
-class ServiceAction(Action):
+class ServiceAction(Action, ABC):
     """An action that calls the services; domain errors become their Chinese message, anything else
     an apology, and the buyer never sees a trace."""
 

@@ -63,7 +63,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_web(args: argparse.Namespace) -> int:
     import uvicorn
 
-    uvicorn.run("bot.web.app:create_app", factory=True, host=args.host, port=args.port, log_level="info")
+    # No websockets here (the chat talks to Rasa); the SDK pins an old websockets uvicorn cannot use.
+    uvicorn.run("bot.web.app:create_app", factory=True, host=args.host, port=args.port, log_level="info", ws="none")
     return 0
 
 
