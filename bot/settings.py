@@ -21,6 +21,7 @@ class Settings:
     embedded_worker: bool
     worker_interval_s: float
     default_shop: str
+    integration_key: str  # X-Api-Key of the warehouse / courier webhooks
 
     @property
     def is_production(self) -> bool:
@@ -52,4 +53,5 @@ def load_settings() -> Settings:
         embedded_worker=env.get("BOT_EMBEDDED_WORKER", "0" if profile == "prod" else "1") == "1",
         worker_interval_s=float(env.get("BOT_WORKER_INTERVAL", "2")),
         default_shop=env.get("BOT_DEFAULT_SHOP", "demo"),
+        integration_key=env.get("BOT_INTEGRATION_KEY") or _secret(var_dir, "integration_key"),
     )

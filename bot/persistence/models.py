@@ -210,3 +210,15 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # One notice per request and event key: a deadline swept twice cannot message the buyer twice.
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+
+
+class Staff(Base):
+    """A shop or platform employee who works requests in the console or through the API."""
+
+    __tablename__ = "staff"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(60))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)

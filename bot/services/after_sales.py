@@ -412,6 +412,13 @@ def ship_back(svc: Services, request_id: int, *, buyer_id: int, tracking_no: str
         row.return_courier, row.return_tracking_no = courier, number
         _apply(session, svc, row, "ship_back", buyer_actor(buyer_id), reason=None,
                data={"courier": courier, "tracking_no": number})
+        if row.express_refund and row.kind == Kind.RETURN_REFUND.value and row.refund_route == "original":
+            # 极速退款: the platform refunds as soon as the parcel is on its way; the later payout
+            # step finds this payout by its idempotency key and pays nothing more.
+            _pay(session, svc, row, SYSTEM)
+            audit(session, at=svc.clock.now(), actor=SYSTEM, action="express_refund", rule="policy.express_refund",
+                  request=row, from_status=row.status, to_status=row.status,
+                  data={"amount_fen": row.refund_fen + row.freight_refund_fen})
         session.flush()
         return RequestView.of(row)
 
@@ -429,3 +436,75 @@ def is_final(status: str) -> bool:
 
 __all__ = ["Actor", "SYSTEM", "Quote", "QuoteLine", "RequestView", "act", "quote", "submit", "ship_back",
            "requests_of_buyer", "buyer_actor", "OrderItem"]
+
+
+# ---------------------------------------------------------------- order events and exchanges
+
+
+def cancel_order(svc: Services, *, buyer_id: int, order_no: str, words: str = "") -> tuple[str, RequestView | None]:
+    """Cancel at once while unconfirmed (nothing reached the warehouse); a paid unshipped order
+    becomes a refund-only request for all its items. Returns ("cancelled" | "refund_requested", view)."""
+    with svc.sessions() as session, session.begin():
+        order = own_order(session, buyer_id, order_no)
+        order = session.scalar(select(Order).where(Order.id == order.id).with_for_update()) or order
+        now = svc.clock.now()
+        if order.state == "unconfirmed":
+            order.state = "cancelled"
+            audit(session, at=now, actor=buyer_actor(buyer_id), action="cancel_order", rule="order.unconfirmed_cancel",
+                  order_id=order.id, from_status="unconfirmed", to_status="cancelled")
+            return "cancelled", None
+        if order.state == "cancelled":
+            raise errors.NotEligible("这笔订单已经取消了", order_state=order.state)
+        if order.state != "confirmed":
+            raise errors.NotEligible("订单已经发货，不能直接取消；可以拒收或收货后申请退货退款",
+                                     order_state=order.state, suggestion="refund_or_return")
+    return "refund_requested", submit(svc, buyer_id=buyer_id, order_no=order_no, reason="other",
+                                      resolution="refund", words=words or "取消订单")
+
+
+def order_shipped(svc: Services, *, order_no: str, courier: str, tracking_no: str) -> dict[str, object]:
+    """Warehouse webhook: the order left the warehouse. Idempotent (the same call twice changes nothing).
+
+    Seed rule (淘宝 system close 1): a refund requested on a paid order closes if the seller ships
+    within the review window; the trade goes on.
+    """
+    number = tracking_no.strip().upper()
+    if not is_valid_tracking_number(courier, number):
+        raise errors.BadTrackingNumber("快递单号格式不对", courier=courier, tracking_no=number)
+    with svc.sessions() as session, session.begin():
+        order = session.scalar(select(Order).where(Order.order_no == order_no).with_for_update())
+        if order is None:
+            raise errors.OrderNotFound("找不到这个订单号", order_no=order_no)
+        if order.state in ("shipped", "received", "completed") and order.tracking_no == number:
+            return {"order_no": order_no, "changed": False, "closed_requests": []}
+        if order.state != "confirmed":
+            raise errors.InvalidTransition(f"cannot ship an order that is {order.state}", order_state=order.state)
+        now = svc.clock.now()
+        order.state, order.shipped_at, order.courier, order.tracking_no = "shipped", now, courier, number
+        audit(session, at=now, actor=SYSTEM, action="order_shipped", rule="warehouse.shipped", order_id=order.id,
+              from_status="confirmed", to_status="shipped", data={"courier": courier, "tracking_no": number})
+        closed = []
+        for row in session.scalars(select(AfterSale).where(AfterSale.order_id == order.id,
+                                                           AfterSale.status == Status.REQUESTED.value)
+                                   .with_for_update()):
+            if row.kind == Kind.REFUND_ONLY.value and row.preset == "taobao":
+                _apply(session, svc, row, "seller_shipped", SYSTEM, reason="卖家在审核期内发货，退款关闭，交易继续",
+                       rule="taobao.system_close.shipped_within_review")
+                closed.append(row.id)
+        return {"order_no": order_no, "changed": True, "closed_requests": closed}
+
+
+def ship_replacement(svc: Services, request_id: int, *, actor: Actor, courier: str, tracking_no: str,
+                     expected_version: int | None = None) -> RequestView:
+    """The seller sends the replacement of an exchange."""
+    number = tracking_no.strip().upper()
+    if not is_valid_tracking_number(courier, number):
+        raise errors.BadTrackingNumber("快递单号格式不对", courier=courier, tracking_no=number)
+    with svc.sessions() as session, session.begin():
+        row = _load_for_update(session, request_id)
+        if expected_version is not None and row.version != expected_version:
+            raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作", expected=expected_version, current=row.version)
+        _apply(session, svc, row, "ship_replacement", actor, reason=None,
+               data={"courier": courier, "tracking_no": number})
+        session.flush()
+        return RequestView.of(row)

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from bot.persistence.models import Buyer, Order, OrderItem, SeedMark, Shop
 from bot.services.context import Services
+from bot.services.staff import seed_staff
 
 SEED_NAME = "demo-v1"
 
@@ -39,6 +40,7 @@ BUYERS = [(1, "林小姐", "13800001111"), (2, "王先生", "13900002222"), (3, 
 
 def seed_demo(svc: Services) -> bool:
     """Insert the demo shop once; returns whether anything was written."""
+    seed_staff(svc)  # accounts are added one by one, so a new demo role reaches old databases too
     with svc.sessions() as session, session.begin():
         if session.get(SeedMark, SEED_NAME):
             return False

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from bot.domain.errors import InvalidInput
 from bot.domain.money import Pick
 from bot.identity import buyer_token, sender_id_of
 from bot.persistence.models import Buyer
@@ -80,7 +81,35 @@ def router(svc: Services, settings: Settings, require_buyer: Callable[..., int])
         )
         return view_payload(view)
 
+    @r.post("/me/after-sales/{request_id}/ship-back", tags=["buyer"])
+    def ship_back(request_id: int, body: ShipBackIn, buyer_id: int = Buyer_) -> dict:
+        """Enter the return parcel's tracking number (format checked per courier)."""
+        return view_payload(after_sales.ship_back(svc, request_id, buyer_id=buyer_id, tracking_no=body.tracking_no,
+                                                  courier=body.courier))
+
+    @r.post("/me/after-sales/{request_id}/{action}", tags=["buyer"])
+    def buyer_action(request_id: int, action: str, buyer_id: int = Buyer_) -> dict:
+        """Escalate (维权), modify after a rejection, or withdraw (cancel) one's own request."""
+        if action not in BUYER_ACTIONS:
+            raise InvalidInput("不支持的操作", action=action, allowed=sorted(BUYER_ACTIONS))
+        return view_payload(after_sales.act(svc, request_id, action, actor=after_sales.buyer_actor(buyer_id),
+                                            buyer_id=buyer_id))
+
+    @r.post("/me/orders/{order_no}/cancel", tags=["buyer"])
+    def cancel_order(order_no: str, buyer_id: int = Buyer_) -> dict:
+        """Cancel an unconfirmed order at once, or ask for a refund of a paid, unshipped one."""
+        outcome, view = after_sales.cancel_order(svc, buyer_id=buyer_id, order_no=order_no)
+        return {"outcome": outcome, "request": view_payload(view) if view else None}
+
     return r
+
+
+BUYER_ACTIONS = frozenset({"escalate", "modify", "cancel"})
+
+
+class ShipBackIn(BaseModel):
+    tracking_no: str = Field(min_length=5, max_length=30)
+    courier: str | None = Field(default=None, max_length=10)
 
 
 def conversation_messages(settings: Settings, sender_id: str, limit: int = 200) -> list[dict]:

@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -15,6 +16,7 @@ from bot.services.bootstrap import build_services
 from bot.services.context import Services
 from bot.settings import ROOT, Settings, load_settings
 from bot.web import api
+from bot.web.staff_api import staff_router
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -37,6 +39,18 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     async def _domain_error(_: Request, exc: DomainError) -> JSONResponse:
         return JSONResponse({"error": {"code": exc.code, "message": exc.message, "details": exc.details}},
                             status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = [{"field": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"error": {"code": "invalid_input", "message": "请求内容不正确", "details": fields}},
+                            status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, dict) else {"code": "http_error", "message": str(exc.detail)}
+        return JSONResponse({"error": detail}, status_code=exc.status_code)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
@@ -85,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return response
 
     app.include_router(api.router(svc, settings, require_buyer), prefix="/api")
+    app.include_router(staff_router(svc, settings), prefix="/api")
 
     if settings.embedded_worker:
         @app.on_event("startup")
