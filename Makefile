@@ -4,6 +4,8 @@ SHELL := /bin/bash
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PYTHONPATH := $(CURDIR)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Rasa 3.6 runs on SQLAlchemy 1.4; its 2.0 deprecation banner is not ours to fix.
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
 APP := .venv/app/bin
 RASA := .venv/rasa/bin

@@ -21,7 +21,8 @@ from bot.services.bootstrap import default_services
 from bot.services.orders import order_of_buyer, orders_of_buyer
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
-              "resolution", "refund_account", "confirmed")
+              "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts")
+MAX_INVALID = 2  # after this many unusable answers, offer buttons and a person
 KIND_LABELS = {Kind.REFUND_ONLY: "仅退款", Kind.RETURN_REFUND: "退货退款", Kind.EXCHANGE: "换货"}
 ROUTE_LABELS = {"original": "原路退回", "account": "退到您提供的账户", "none": "无需退款"}
 
@@ -35,6 +36,10 @@ def parse_picks(value: str | None) -> list[Pick] | None:
         line, _, qty = part.partition(":")
         picks.append(Pick(int(line), int(qty)))
     return picks
+
+
+def evidence_ids(value: str | None) -> list[int]:
+    return [int(p) for p in (value or "").removeprefix("ids:").split(",") if p.isdigit()]
 
 
 def reason_from(tracker: Tracker) -> tuple[str | None, float | None]:
@@ -101,6 +106,23 @@ class ActionAskPicks(ServiceAction):
         return []
 
 
+def evidence_needed(quote: after_sales.Quote, tracker: Tracker) -> bool:
+    """Photos when the policy asks for them, or when the buyer changed the reason after hearing who pays."""
+    return quote.decision.evidence.value == "required" or bool(tracker.get_slot("earlier_reasons"))
+
+
+class ActionAskEvidence(ServiceAction):
+    def name(self) -> str:
+        return "action_ask_evidence"
+
+    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
+        if tracker.get_slot("earlier_reasons"):
+            dispatcher.utter_message(response="utter_error_generic",
+                                     message="您前后说的原因不一样，为了公平处理，需要您提供照片作为凭证。")
+        dispatcher.utter_message(response="utter_ask_evidence")
+        return []
+
+
 class ActionAskRefundAccount(ServiceAction):
     def name(self) -> str:
         return "action_ask_refund_account"
@@ -154,9 +176,48 @@ class ValidateAfterSaleForm(FormValidationAction):
                 return [s for s in slots if s in ("order_no", "picks", "reason")]
             if not quote.needs_account:
                 slots.remove("refund_account")
+            if not evidence_needed(quote, tracker):
+                slots.remove("evidence")
         else:
             slots.remove("refund_account")
+            slots.remove("evidence")
         return slots
+
+    def invalid(self, dispatcher: CollectingDispatcher, tracker: Tracker, slot: str) -> dict:
+        """One more unusable answer: after a few, stop repeating the question and offer a way out."""
+        attempts = int(tracker.get_slot("invalid_attempts") or 0) + 1
+        if attempts >= MAX_INVALID:
+            dispatcher.utter_message(response="utter_invalid_again")
+        return {slot: None, "invalid_attempts": float(attempts)}
+
+    async def extract_evidence(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict:
+        ids = [str(v) for v in tracker.get_latest_entity_values("evidence_id")]
+        if not ids or tracker.active_loop.get("name") != "after_sale_form":
+            return {}
+        previous = [p for p in (tracker.get_slot("evidence") or "").removeprefix("ids:").split(",") if p.isdigit()]
+        merged = list(dict.fromkeys(previous + [i for i in ids if i.isdigit()]))
+        dispatcher.utter_message(response="utter_evidence_received")
+        return {"evidence": "ids:" + ",".join(merged)} if merged else {}
+
+    async def extract_picks(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict:
+        """A corrected quantity ("不对，是两件") changes the line already chosen."""
+        quantity = next(tracker.get_latest_entity_values("quantity"), None)
+        order_no = tracker.get_slot("order_no")
+        if quantity is None or not order_no or tracker.active_loop.get("name") != "after_sale_form":
+            return {}
+        current = tracker.get_slot("picks")
+        try:
+            order = order_of_buyer(default_services(), buyer_id_of(tracker), order_no)
+            picks = parse_picks(current)
+        except (DomainError, ValueError):
+            return {}
+        if picks and len(picks) == 1:
+            line_id = picks[0].line_id
+        elif len(order.lines) == 1:
+            line_id = order.lines[0].id
+        else:
+            return {}
+        return {"picks": f"{line_id}:{int(float(quantity))}", "confirmed": None}
 
     async def extract_reason(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> dict:
         reason, confidence = reason_from(tracker)
@@ -176,24 +237,53 @@ class ValidateAfterSaleForm(FormValidationAction):
             order = order_of_buyer(default_services(), buyer_id_of(tracker), str(value))
         except DomainError as exc:
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
-            return {"order_no": None}
+            return {**self.invalid(dispatcher, tracker, "order_no"), "order_no": None}
         if not order.after_sale_possible:
             message = ("这笔订单还没确认，可以直接取消，不需要申请售后。" if order.state == "unconfirmed"
                        else f"这笔订单{order.state_label}，不能申请售后。")
             dispatcher.utter_message(response="utter_order_not_eligible", message=message)
             return {"order_no": None}
-        result: dict[str, Any] = {"order_no": order.order_no}
+        result: dict[str, Any] = {"order_no": order.order_no, "invalid_attempts": 0.0}
+        switched = tracker.get_slot("picks") is not None and not self._picks_fit(tracker.get_slot("picks"), order)
+        if switched:
+            # Another order: what was chosen for the first one no longer applies.
+            result.update({"picks": None, "confirmed": None, "evidence": None})
         if len(order.lines) == 1:
             result["picks"] = "all"
         return result
 
+    @staticmethod
+    def _picks_fit(picks: str, order: Any) -> bool:
+        try:
+            chosen = parse_picks(picks)
+        except ValueError:
+            return False
+        ids = {line.id for line in order.lines}
+        return chosen is None or all(p.line_id in ids for p in chosen)
+
     async def validate_picks(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> dict:
         try:
-            parse_picks(str(value))
-        except ValueError:
-            return {"picks": None}
-        return {"picks": str(value)}
+            picks = parse_picks(str(value))
+            order = order_of_buyer(default_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+        except (ValueError, DomainError):
+            return self.invalid(dispatcher, tracker, "picks")
+        lines = {line.id: line for line in order.lines}
+        for pick in picks or []:
+            line = lines.get(pick.line_id)
+            if line is None or pick.quantity < 1:
+                return self.invalid(dispatcher, tracker, "picks")
+            if pick.quantity > line.quantity:
+                dispatcher.utter_message(response="utter_quantity_too_large", bought=line.quantity)
+                return self.invalid(dispatcher, tracker, "picks")
+        return {"picks": str(value), "invalid_attempts": 0.0}
+
+    async def validate_evidence(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: DomainDict) -> dict:
+        text = str(value)
+        if text == "later" or (text.startswith("ids:") and len(text) > 4):
+            return {"evidence": text}
+        return {"evidence": None}
 
     async def validate_refund_account(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict:
@@ -201,8 +291,8 @@ class ValidateAfterSaleForm(FormValidationAction):
             route, ident = parse_account(str(value))
         except DomainError as exc:
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
-            return {"refund_account": None}
-        return {"refund_account": f"{route}:{ident}"}
+            return self.invalid(dispatcher, tracker, "refund_account")
+        return {"refund_account": f"{route}:{ident}", "invalid_attempts": 0.0}
 
 
 class ActionSubmitAfterSale(ServiceAction):
@@ -229,6 +319,7 @@ class ActionSubmitAfterSale(ServiceAction):
             resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
             confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
             expected_total_fen=quote.total_fen, earlier_reasons=tracker.get_slot("earlier_reasons"),
+            evidence_ids=evidence_ids(tracker.get_slot("evidence")),
         )
         hours = int(quote.review_window.total_seconds() // 3600)
         dispatcher.utter_message(
@@ -238,7 +329,7 @@ class ActionSubmitAfterSale(ServiceAction):
         )
         if quote.decision.phone_call and quote.kind == Kind.RETURN_REFUND:
             dispatcher.utter_message(response="utter_submitted_phone_call")
-        if quote.decision.evidence.value == "required" or tracker.get_slot("earlier_reasons"):
+        if evidence_needed(quote, tracker) and not evidence_ids(tracker.get_slot("evidence")):
             dispatcher.utter_message(response="utter_submitted_evidence")
         dispatcher.utter_message(response="utter_anti_scam")
         return [*reset, SlotSet("request_id", float(view.id))]

@@ -6,8 +6,17 @@ export PYTHONPATH="$PWD" TF_CPP_MIN_LOG_LEVEL=3
 artifacts="${BOT_TEST_ARTIFACTS:-tests/artifacts}"
 mkdir -p "$artifacts"
 
-echo "== NLU components and data (Rasa environment)"
+echo "== training data, domain and stories (rasa data validate)"
+.venv/rasa/bin/python -m bot.ops.validate_data
+
+echo "== NLU components (Rasa environment)"
 .venv/rasa/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/nlu tests/nlu
+
+echo "== conversation tests (rasa test core, every prediction must be right)"
+.venv/rasa/bin/rasa test core --model models/current.tar.gz --stories tests/stories \
+    --fail-on-prediction-errors --out "$artifacts/rasa-test" --no-plot >"$artifacts/rasa-test.log" 2>&1 \
+  || { tail -40 "$artifacts/rasa-test.log"; cat "$artifacts/rasa-test/failed_test_stories.yml" 2>/dev/null | head -80; exit 1; }
+grep -h "Correct:\|Accuracy:" "$artifacts/rasa-test.log" | head -4 || true
 
 echo "== application, workflow, actions and end-to-end (application environment)"
 .venv/app/bin/python -m pytest -q -p no:cacheprovider --timeout=900 tests --ignore=tests/nlu

@@ -63,7 +63,7 @@ def commands(ports: Ports, model: Path, token: str, endpoints: Path) -> dict[str
         "actions": [str(VENV_APP / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(ports.actions)],
         "web": [str(VENV_APP / "python"), "-m", "bot", "web", "--port", str(ports.web)],
         "rasa": [str(VENV_RASA / "rasa"), "run", "--model", str(model), "--port", str(ports.rasa),
-                 "--enable-api", "--auth-token", token, "--cors", "*", "--credentials",
+                 "--enable-api", f"--auth-token={token}", "--cors", "*", "--credentials",
                  str(ROOT / "credentials.yml"), "--endpoints", str(endpoints)],
     }
 

@@ -222,3 +222,18 @@ class Staff(Base):
     role: Mapped[str] = mapped_column(String(20))
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Task(Base):
+    """Work for a person: a phone call about a quality return, a handoff, a low follow-up rating."""
+
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)  # phone_call | handoff | low_rating | scam_report
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    after_sale_id: Mapped[int | None] = mapped_column(ForeignKey("after_sales.id"), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(10), default="open", index=True)  # open | taken | done
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    taken_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

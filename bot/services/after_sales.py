@@ -15,8 +15,9 @@ from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
 from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move
 from bot.nlu.topics import REASON_CODES
-from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout
+from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Task
 from bot.services.context import Services
+from bot.services.evidence import attach
 
 SYSTEM_ACTOR = "system"
 
@@ -242,6 +243,7 @@ def submit(
     svc: Services, *, buyer_id: int, order_no: str, reason: str, picks: list[Pick] | None = None,
     resolution: str | None = None, words: str = "", confidence: float | None = None,
     account: str | None = None, expected_total_fen: int | None = None, earlier_reasons: list[str] | None = None,
+    evidence_ids: list[int] | None = None,
 ) -> RequestView:
     """Create the after-sales request and start the seller's review timer."""
     with svc.sessions() as session, session.begin():
@@ -278,6 +280,12 @@ def submit(
         for line in q.lines:
             session.add(AfterSaleItem(after_sale_id=row.id, order_item_id=line.order_item_id,
                                       quantity=line.quantity, refund_fen=line.refund_fen))
+        if evidence_ids:
+            attach(session, buyer_id=buyer_id, evidence_ids=evidence_ids, after_sale_id=row.id)
+        if row.phone_call_task:
+            # Seed: a quality return-and-refund is talked through on the phone by an agent.
+            session.add(Task(kind="phone_call", buyer_id=buyer_id, after_sale_id=row.id, status="open",
+                             note="质量问题退货退款：请电话联系买家确认情况", created_at=now))
         audit(session, at=now, actor=buyer_actor(buyer_id), action="submit", rule=q.decision.rule_id,
               request=row, to_status=row.status, reason=reason,
               data={"kind": q.kind.value, "refund_fen": q.total_fen, "earlier_reasons": earlier,

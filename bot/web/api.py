@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import requests
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from bot.identity import buyer_token, sender_id_of
 from bot.persistence.models import Buyer
 from bot.services import after_sales
 from bot.services.context import Services
+from bot.services.evidence import MAX_BYTES, save_evidence
 from bot.services.orders import orders_of_buyer
 from bot.settings import Settings
 
@@ -60,6 +61,13 @@ def router(svc: Services, settings: Settings, require_buyer: Callable[..., int])
         """Where the chat widget connects and how it proves who the buyer is."""
         return {"rasa_url": settings.rasa_url, "session_id": sender_id_of(buyer_id),
                 "buyer_token": buyer_token(buyer_id, settings.secret_key)}
+
+    @r.post("/me/evidence", tags=["buyer"], status_code=201)
+    async def upload_evidence(file: UploadFile, buyer_id: int = Buyer_) -> dict:
+        """Upload one evidence photo (JPG/PNG/WEBP by content, at most 5 MB); the chat then sends its id."""
+        data = await file.read(MAX_BYTES + 1)
+        evidence_id = save_evidence(svc, settings.var_dir, buyer_id=buyer_id, data=data)
+        return {"id": evidence_id, "payload": f'/inform{{"evidence_id":"{evidence_id}"}}'}
 
     @r.get("/me/chat/history", tags=["buyer"])
     def chat_history(buyer_id: int = Buyer_) -> list[dict]:

@@ -41,6 +41,20 @@
     });
   }
 
+  const photo = document.getElementById("chat-photo");
+  photo.addEventListener("change", async function () {
+    const file = photo.files[0];
+    photo.value = "";
+    if (!file) return;
+    if (file.size > 5 * 1024 * 1024) { bubble("bot", "照片太大了，请压缩到 5MB 以内再上传"); return; }
+    const body = new FormData();
+    body.append("file", file);
+    const response = await fetch("/api/me/evidence", { method: "POST", body: body });
+    const result = await response.json();
+    if (!response.ok) { bubble("bot", (result.error && result.error.message) || "照片上传失败，请重试"); return; }
+    send(result.payload, "[照片] " + file.name);
+  });
+
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     const text = input.value.trim();
