@@ -1,6 +1,6 @@
 """Tables of the application database (SQLAlchemy 2). Money is integer fen, time is UTC."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import (
     JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
@@ -16,13 +16,14 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime given to the database")
-        return value
+        # Always store UTC: SQLite keeps no zone, so a China-time value would come back 8 hours off.
+        return value.astimezone(timezone.utc)
 
     def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
-        from datetime import timezone
-
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value.astimezone(timezone.utc) if value is not None else None
@@ -237,3 +238,20 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     taken_by: Mapped[str | None] = mapped_column(String(60), nullable=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FollowUp(Base):
+    """The one visit (回访) after a refund succeeds or an exchange is delivered."""
+
+    __tablename__ = "follow_ups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    after_sale_id: Mapped[int] = mapped_column(ForeignKey("after_sales.id"), unique=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # refund | exchange
+    coupon_fen: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    rated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -18,6 +18,7 @@ from bot.nlu.topics import REASON_CODES
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
+from bot.services.follow_ups import queue_follow_up
 
 SYSTEM_ACTOR = "system"
 
@@ -358,6 +359,8 @@ def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: 
     audit(session, at=now, actor=actor, action=action, rule=applied_rule, request=row, from_status=source.value,
           to_status=target.value, reason=reason, data={**(data or {}), "deadline_at":
           row.deadline_at.isoformat() if row.deadline_at else None, "deadline_kind": row.deadline_kind})
+    if target in (Status.REFUNDED, Status.EXCHANGED):
+        queue_follow_up(session, svc, row, now)
     if actor.role != Role.BUYER:
         notify(session, row, target.value, now, key=f"{row.version}:{action}",
                reason=reason or "", deadline_at=row.deadline_at.isoformat() if row.deadline_at else "")
