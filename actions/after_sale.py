@@ -8,7 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import ServiceAction, buyer_id_of, shop_of
+from actions.common import ServiceAction, buyer_id_of, current_services, shop_of
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
 from bot.domain.errors import DomainError
@@ -17,7 +17,6 @@ from bot.domain.policy import who_pays_text
 from bot.domain.workflow import Kind
 from bot.nlu.topics import reason_of_intent
 from bot.services import after_sales
-from bot.services.bootstrap import default_services
 from bot.services.orders import order_of_buyer, orders_of_buyer
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
@@ -49,7 +48,7 @@ def reason_from(tracker: Tracker) -> tuple[str | None, float | None]:
 
 def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
     return after_sales.quote(
-        default_services(), buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+        current_services(), buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
         reason=reason or tracker.get_slot("reason") or "other", picks=parse_picks(tracker.get_slot("picks")),
         resolution=tracker.get_slot("resolution"),
     )
@@ -207,7 +206,7 @@ class ValidateAfterSaleForm(FormValidationAction):
             return {}
         current = tracker.get_slot("picks")
         try:
-            order = order_of_buyer(default_services(), buyer_id_of(tracker), order_no)
+            order = order_of_buyer(current_services(), buyer_id_of(tracker), order_no)
             picks = parse_picks(current)
         except (DomainError, ValueError):
             return {}
@@ -234,7 +233,7 @@ class ValidateAfterSaleForm(FormValidationAction):
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict:
         try:
-            order = order_of_buyer(default_services(), buyer_id_of(tracker), str(value))
+            order = order_of_buyer(current_services(), buyer_id_of(tracker), str(value))
         except DomainError as exc:
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
             return {**self.invalid(dispatcher, tracker, "order_no"), "order_no": None}
@@ -265,7 +264,7 @@ class ValidateAfterSaleForm(FormValidationAction):
                              domain: DomainDict) -> dict:
         try:
             picks = parse_picks(str(value))
-            order = order_of_buyer(default_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+            order = order_of_buyer(current_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
         except (ValueError, DomainError):
             return self.invalid(dispatcher, tracker, "picks")
         lines = {line.id: line for line in order.lines}

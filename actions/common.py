@@ -14,6 +14,17 @@ from bot.services.context import Services
 from bot.settings import load_settings
 
 log = logging.getLogger(__name__)
+_override: Services | None = None
+
+
+def use_services(services: Services | None) -> None:
+    """Run actions on other services (tests, an embedding process); None goes back to the default."""
+    global _override
+    _override = services
+
+
+def current_services() -> Services:
+    return _override or default_services()
 
 class UnknownBuyer(DomainError):
     code = "unknown_buyer"
@@ -54,7 +65,7 @@ class ServiceAction(Action, ABC):
 
     @property
     def services(self) -> Services:
-        return default_services()
+        return current_services()
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         try:
