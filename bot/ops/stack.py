@@ -62,7 +62,7 @@ def commands(ports: Ports, model: Path, token: str, endpoints: Path) -> dict[str
     return {
         "actions": [str(VENV_APP / "python"), "-m", "rasa_sdk", "--actions", "actions", "--port", str(ports.actions)],
         "web": [str(VENV_APP / "python"), "-m", "bot", "web", "--port", str(ports.web)],
-        "rasa": [str(VENV_RASA / "rasa"), "run", "--model", str(model), "--port", str(ports.rasa),
+        "rasa": [str(VENV_RASA / "python"), "-m", "bot.nlu.serve", "run", "--model", str(model), "--port", str(ports.rasa),
                  "--enable-api", f"--auth-token={token}", "--cors", "*", "--credentials",
                  str(ROOT / "credentials.yml"), "--endpoints", str(endpoints)],
     }
@@ -97,18 +97,38 @@ class Stack:
         return {"rasa": f"http://127.0.0.1:{self.ports.rasa}", "actions": f"http://127.0.0.1:{self.ports.actions}",
                 "web": f"http://127.0.0.1:{self.ports.web}"}
 
+    READY = {"actions": ("/health", 120), "web": ("/healthz", 120), "rasa": ("/", 300)}
+
     def start(self) -> "Stack":
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        token = rasa_token(self.env)
-        for name, cmd in commands(self.ports, self.model, token, ROOT / "endpoints.yml").items():
-            out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
-            # Own process group: Ctrl-C in the terminal reaches us once, and we stop the children.
-            self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
-                                                if out else None, start_new_session=True)
-        wait_ready(self.urls["actions"] + "/health", 120, self.procs["actions"])
-        wait_ready(self.urls["web"] + "/healthz", 120, self.procs["web"])
-        wait_ready(self.urls["rasa"] + "/", 300, self.procs["rasa"])
+        self._commands = commands(self.ports, self.model, rasa_token(self.env), ROOT / "endpoints.yml")
+        for name in self._commands:
+            self._spawn(name)
+        for name in self._commands:
+            self._wait(name)
         return self
+
+    def _spawn(self, name: str) -> None:
+        out = open(self.log_dir / f"{name}.log", "ab") if self.log_dir else None
+        # Own process group: Ctrl-C in the terminal reaches us once, and we stop the children.
+        self.procs[name] = subprocess.Popen(self._commands[name], cwd=ROOT, env=self.env, stdout=out,
+                                            stderr=subprocess.STDOUT if out else None, start_new_session=True)
+
+    def _wait(self, name: str) -> None:
+        path, timeout = self.READY[name]
+        wait_ready(self.urls[name] + path, timeout, self.procs[name])
+
+    def kill(self, name: str) -> None:
+        """Kill one process at once (fault tests)."""
+        proc = self.procs[name]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def restart(self, name: str) -> None:
+        if self.procs[name].poll() is None:
+            self.kill(name)
+        self._spawn(name)
+        self._wait(name)
 
     def stop(self) -> None:
         for proc in self.procs.values():
