@@ -152,7 +152,16 @@ class ActionAskConfirmed(ServiceAction):
         else:
             dispatcher.utter_message(response="utter_quote", explanation=explanation, lines=quote_lines(quote),
                                      total=yuan(quote.total_fen), route=ROUTE_LABELS.get(quote.refund_route, ""))
-        dispatcher.utter_message(response="utter_ask_confirmed", kind_label=KIND_LABELS[quote.kind])
+        if quote.kind == Kind.EXCHANGE and quote.decision.exchange_first and not tracker.get_slot("resolution"):
+            # Exchange is offered first for size, but the buyer may still choose a return.
+            # Buttons built here: Rasa would try to fill the JSON braces of a payload in domain.yml.
+            dispatcher.utter_message(response="utter_ask_confirmed_exchange_first", buttons=[
+                {"title": "确认换货", "payload": "/affirm"},
+                {"title": "改为退货退款", "payload": '/inform{"resolution":"return_refund"}'},
+                {"title": "先不了", "payload": "/deny"},
+            ])
+        else:
+            dispatcher.utter_message(response="utter_ask_confirmed", kind_label=KIND_LABELS[quote.kind])
         return []
 
 

@@ -152,6 +152,6 @@ def who_pays_text(payer: str) -> str:
 
 
 def kind_for(resolution: str) -> Kind:
-    return {"refund": Kind.REFUND_ONLY, "resend": Kind.EXCHANGE, "exchange": Kind.EXCHANGE}.get(
-        resolution, Kind.RETURN_REFUND
-    )
+    """The request kind for a resolution, in the policy's words or the chat's (refund_only …)."""
+    return {"refund": Kind.REFUND_ONLY, "refund_only": Kind.REFUND_ONLY, "resend": Kind.EXCHANGE,
+            "exchange": Kind.EXCHANGE}.get(resolution, Kind.RETURN_REFUND)

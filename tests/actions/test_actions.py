@@ -181,3 +181,19 @@ def test_every_response_an_action_sends_exists_in_the_domain():
     code = "\n".join(p.read_text(encoding="utf-8") for p in Path("actions").glob("*.py"))
     for name in set(re.findall(r'response="(utter_[a-z_]+)"', code)):
         assert name in DOMAIN["responses"], name
+
+
+def test_size_offers_an_exchange_first_with_a_way_to_return(services):
+    slots = {"order_no": "202611200000000301", "picks": "all", "reason": "size"}
+    messages, _ = run(ActionAskConfirmed(), tracker(3, slots=slots))
+    ask = messages[-1]
+    assert ask["response"] == "utter_ask_confirmed_exchange_first"
+    assert [b["title"] for b in ask["buttons"]] == ["确认换货", "改为退货退款", "先不了"]
+    messages, _ = run(ActionAskConfirmed(), tracker(3, slots={**slots, "resolution": "return_refund"}))
+    assert messages[-1]["response"] == "utter_ask_confirmed" and messages[-1]["kind_label"] == "退货退款"
+
+
+def test_chat_resolution_words_choose_the_kind(services):
+    quote = after_sales.quote(services, buyer_id=3, order_no="202611200000000301", reason="missing_item",
+                              resolution="refund_only")
+    assert quote.kind.value == "refund_only"
