@@ -89,6 +89,11 @@ def router(svc: Services, settings: Settings, require_buyer: Callable[..., int])
         )
         return view_payload(view)
 
+    @r.get("/me/after-sales/{request_id}/timeline", tags=["buyer"])
+    def my_timeline(request_id: int, buyer_id: int = Buyer_) -> list[dict]:
+        """What happened to one of the buyer's requests, oldest first (who acted by role, never by name)."""
+        return buyer_timeline(svc, buyer_id, request_id)
+
     @r.post("/me/after-sales/{request_id}/ship-back", tags=["buyer"])
     def ship_back(request_id: int, body: ShipBackIn, buyer_id: int = Buyer_) -> dict:
         """Enter the return parcel's tracking number (format checked per courier)."""
@@ -139,6 +144,20 @@ def conversation_messages(settings: Settings, sender_id: str, limit: int = 200) 
             messages.append({"from": "bot", "text": event.get("text") or "", "at": event.get("timestamp"),
                              "buttons": data.get("buttons") or []})
     return messages[-limit:]
+
+
+def buyer_timeline(svc: Services, buyer_id: int, request_id: int) -> list[dict]:
+    from bot.domain.errors import RequestNotFound
+    from bot.persistence.models import AfterSale, Event
+
+    with svc.sessions() as session:
+        row = session.get(AfterSale, request_id)
+        if row is None or row.buyer_id != buyer_id:
+            raise RequestNotFound("找不到这个售后单", request_id=request_id)
+        events = session.scalars(select(Event).where(Event.after_sale_id == request_id).order_by(Event.id)).all()
+        return [{"at": e.at.isoformat(), "role": e.role, "action": e.action, "status": e.to_status,
+                 "reason": e.reason if e.action in ("reject", "refuse_refund") or e.role == "arbitrator" else None}
+                for e in events]
 
 
 def view_payload(view: after_sales.RequestView) -> dict:

@@ -79,6 +79,12 @@ def test_shop_window_serves_orders_and_chat(stack):
     config = web.get(f"{stack.urls['web']}/api/me/chat", timeout=10).json()
     assert config["session_id"] == "buyer-1" and config["buyer_token"]
     assert web.get(f"{stack.urls['web']}/vendor/socket.io/socket.io.min.js", timeout=10).status_code == 200
+    requests_ = web.get(f"{stack.urls['web']}/api/me/after-sales", timeout=10).json()
+    assert requests_, "buyer 1 applied in the test before"
+    timeline = web.get(f"{stack.urls['web']}/api/me/after-sales/{requests_[0]['id']}/timeline", timeout=10).json()
+    assert timeline[0]["action"] == "submit" and timeline[0]["role"] == "buyer"
+    other = web.get(f"{stack.urls['web']}/api/me/after-sales/999999/timeline", timeout=10)
+    assert other.status_code == 404 and other.json()["error"]["code"] == "request_not_found"
 
 
 def test_rasa_http_api_needs_its_token(stack):
