@@ -125,6 +125,24 @@ def find_move(action: str, source: Status, role: Role) -> Move:
     return move
 
 
-def actions_for(source: Status, role: Role) -> list[str]:
+# Internal steps that belong to one payment route: online refunds go back by the original route
+# through a supervisor; cash-on-delivery refunds go through finance and a cashier's transfer; when
+# nothing was shipped or collected, finance closes the request without a payout.
+ROUTE_ACTIONS: dict[str, frozenset[str]] = {
+    "check_online": frozenset({"original"}),
+    "pay_original_route": frozenset({"original"}),
+    "check_offline": frozenset({"alipay", "bank", "none"}),
+    "confirm_money_received": frozenset({"alipay", "bank"}),
+    "record_transfer": frozenset({"alipay", "bank"}),
+    "close_nothing_collected": frozenset({"none"}),
+}
+
+
+def route_allows(action: str, route: str | None) -> bool:
+    allowed = ROUTE_ACTIONS.get(action)
+    return allowed is None or route is None or route in allowed
+
+
+def actions_for(source: Status, role: Role, route: str | None = None) -> list[str]:
     """What `role` may do to a request in `source` (for the console's buttons)."""
-    return sorted({m.action for m in MOVES if m.source == source and role in m.roles})
+    return sorted({m.action for m in MOVES if m.source == source and role in m.roles and route_allows(m.action, route)})

@@ -13,7 +13,7 @@ from bot.domain.accounts import mask_account, parse_account
 from bot.domain.couriers import BY_CODE, couriers_matching, is_valid_tracking_number
 from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
-from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move
+from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, route_allows
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Task
 from bot.services.context import Services
@@ -133,23 +133,40 @@ def own_order(session: Session, buyer_id: int, order_no: str) -> Order:
     return order
 
 
-def _quantities_taken(session: Session, order: Order) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
-    """Per order line: quantity held by open requests, and (quantity, fen) already refunded."""
+@dataclass(frozen=True)
+class Taken:
+    """What other requests of an order already hold or got, per order line."""
+
+    held: dict[int, int]  # quantity in open requests
+    refunded: dict[int, tuple[int, int]]  # (quantity, fen) refunded
+    spoken_for: dict[int, tuple[int, int]]  # (quantity, fen) held or refunded
+    freight_taken: bool  # an open or refunded request already carries the order's freight
+
+
+def _quantities_taken(session: Session, order: Order) -> Taken:
     rows = session.execute(
-        select(AfterSaleItem.order_item_id, AfterSale.status, AfterSale.kind, AfterSaleItem.quantity,
-               AfterSaleItem.refund_fen)
+        select(AfterSaleItem.order_item_id, AfterSale.status, AfterSaleItem.quantity, AfterSaleItem.refund_fen)
         .join(AfterSale, AfterSale.id == AfterSaleItem.after_sale_id)
         .where(AfterSale.order_id == order.id)
     ).all()
+    open_values = {s.value for s in OPEN}
     held: dict[int, int] = {}
     refunded: dict[int, tuple[int, int]] = {}
-    for item_id, status, kind, qty, fen in rows:
-        if status in {s.value for s in OPEN}:
+    spoken_for: dict[int, tuple[int, int]] = {}
+    for item_id, status, qty, fen in rows:
+        if status in open_values:
             held[item_id] = held.get(item_id, 0) + qty
         elif status == Status.REFUNDED.value:
             q, f = refunded.get(item_id, (0, 0))
             refunded[item_id] = (q + qty, f + fen)
-    return held, refunded
+        else:
+            continue
+        q, f = spoken_for.get(item_id, (0, 0))
+        spoken_for[item_id] = (q + qty, f + fen)
+    freight_taken = session.scalar(select(func.count()).select_from(AfterSale).where(
+        AfterSale.order_id == order.id, AfterSale.freight_refund_fen > 0,
+        AfterSale.status.in_(open_values | {Status.REFUNDED.value}))) > 0
+    return Taken(held, refunded, spoken_for, freight_taken)
 
 
 def kind_for_order(order: Order, resolution: str | None, decision: Decision, at: datetime, policy: Policy) -> Kind:
@@ -191,7 +208,8 @@ def _quote(session: Session, svc: Services, *, buyer_id: int, order_no: str, pic
     now = svc.clock.now()
     decision = policy.decide(reason, within_no_reason_days=within_no_reason_days(order, now, policy))
     kind = kind_for_order(order, resolution, decision, now, policy)
-    held, refunded = _quantities_taken(session, order)
+    taken = _quantities_taken(session, order)
+    held, refunded = taken.held, taken.refunded
     lines = [Line(i.id, i.unit_price_fen, i.quantity) for i in order.items]
     if not picks:
         picks = [Pick(i.id, i.quantity - held.get(i.id, 0) - refunded.get(i.id, (0, 0))[0]) for i in order.items]
@@ -211,7 +229,8 @@ def _quote(session: Session, svc: Services, *, buyer_id: int, order_no: str, pic
                                           bought=item.quantity, available=max(free, 0))
         if pick.quantity > free - held.get(item.id, 0):
             raise errors.AlreadyInProgress(f"{item.name}已经在售后处理中了，不能重复申请", order_item_id=item.id)
-    fen = refund_for_picks(lines, order.discount_fen, picks, refunded)
+    # Counting what open requests hold too, the request that completes a line gets its exact remainder.
+    fen = refund_for_picks(lines, order.discount_fen, picks, taken.spoken_for)
     quote_lines = tuple(
         QuoteLine(p.line_id, by_id[p.line_id].name, by_id[p.line_id].spec, p.quantity, fen[p.line_id]) for p in picks
     )
@@ -220,7 +239,8 @@ def _quote(session: Session, svc: Services, *, buyer_id: int, order_no: str, pic
         sum(p.quantity for p in picks if p.line_id == i.id) + refunded.get(i.id, (0, 0))[0] + held.get(i.id, 0)
         >= i.quantity for i in order.items
     )
-    freight = order.freight_fen if (decision.outbound_freight == SELLER and whole_order and kind != Kind.EXCHANGE) else 0
+    freight = order.freight_fen if (decision.outbound_freight == SELLER and whole_order and kind != Kind.EXCHANGE
+                                    and not taken.freight_taken) else 0
     nothing_collected = order.payment == "cod" and not order.cod_collected and order.shipped_at is None
     route = "original" if order.payment == "online" else ("none" if nothing_collected else "account")
     if kind == Kind.EXCHANGE:
@@ -323,6 +343,12 @@ def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reas
     move = find_move(action, Status(row.status), actor.role)
     if move.needs_reason and not (reason and reason.strip()):
         raise errors.ReasonRequired("这一步必须填写原因", action=action)
+    if not route_allows(action, row.refund_route):
+        raise errors.InvalidTransition(
+            f"cannot {action} a refund whose route is {row.refund_route}", action=action, route=row.refund_route)
+    if action == "reject" and session.scalar(select(Event.id).where(
+            Event.after_sale_id == row.id, Event.action == "arbitrate_for_buyer").limit(1)) is not None:
+        raise errors.InvalidTransition("平台的判定对双方都有约束力，不能再拒绝", action=action)
     if action in PAYOUT_ACTIONS:
         approvers = set(session.scalars(select(Event.actor).where(
             Event.after_sale_id == row.id, Event.action.in_(APPROVING_ACTIONS))))
@@ -393,6 +419,8 @@ def _pay(session: Session, svc: Services, row: AfterSale, actor: Actor) -> None:
     if session.scalar(select(func.count()).select_from(Payout).where(Payout.idempotency_key == key)):
         return
     route = row.refund_route
+    if route == "none":
+        raise errors.InvalidTransition("这个售后单无需退款", request_id=row.id, route=route)
     account = row.refund_account.partition(":")[2] if row.refund_account else None
     receipt = svc.payments.refund(idempotency_key=key, route=route, account=account,
                                   amount_fen=row.refund_fen + row.freight_refund_fen)
@@ -498,7 +526,9 @@ def order_shipped(svc: Services, *, order_no: str, courier: str, tracking_no: st
         for row in session.scalars(select(AfterSale).where(AfterSale.order_id == order.id,
                                                            AfterSale.status == Status.REQUESTED.value)
                                    .with_for_update()):
-            if row.kind == Kind.REFUND_ONLY.value and row.preset == "taobao":
+            # Only a shipment inside the review window closes the refund; a late one leaves it to the timer.
+            in_window = row.deadline_kind == "review" and row.deadline_at is not None and now < row.deadline_at
+            if row.kind == Kind.REFUND_ONLY.value and row.preset == "taobao" and in_window:
                 _apply(session, svc, row, "seller_shipped", SYSTEM, reason="卖家在审核期内发货，退款关闭，交易继续",
                        rule="taobao.system_close.shipped_within_review")
                 closed.append(row.id)
