@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -357,39 +357,90 @@ def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reas
     return move
 
 
-def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
-           rule: str | None = None, data: dict | None = None) -> None:
-    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
+@dataclass
+class Change:
+    """One transition worked out but not yet written: the row's new values, its event, its notice."""
+
+    row: AfterSale
+    target: Status
+    values: dict[str, object]
+    event: dict[str, object]
+    notice: dict[str, object] | None
+
+
+def _plan(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
+          rule: str | None = None, data: dict | None = None, now: datetime | None = None) -> Change:
+    """Work out a move by `action` (status, timer, audit event, buyer notice); raises if not allowed."""
     source = Status(row.status)
     move = _authorise(session, row, action, actor, reason)
-    now = svc.clock.now()
+    now = now or svc.clock.now()
     policy = svc.policies(row.order.shop.code)
     target = move.target
-    row.status = target.value
-    row.updated_at = now
+    values: dict[str, object] = {"status": target.value, "updated_at": now}
     timer = TIMER_ON_ENTRY.get(target)
     if timer:
         if timer == "review":
             timer = review_timer_for(row.order)
-        row.deadline_at = now + policy.timer(timer)
-        row.deadline_kind = TIMER_ON_ENTRY[target]
+        deadline: datetime | None = now + policy.timer(timer)
+        values.update(deadline_at=deadline, deadline_kind=TIMER_ON_ENTRY[target])
     else:
-        row.deadline_at, row.deadline_kind = None, None
+        deadline = None
+        values.update(deadline_at=None, deadline_kind=None)
     if target in (Status.REJECTED, Status.REFUND_REFUSED):
-        row.escalation_until = row.deadline_at
+        values["escalation_until"] = deadline
     if move.needs_reason:
-        row.last_reason_note = reason
+        values["last_reason_note"] = reason
     if action in APPROVING_ACTIONS:
-        row.approved_by = actor.name
-    applied_rule = rule or f"workflow.{action}"
-    audit(session, at=now, actor=actor, action=action, rule=applied_rule, request=row, from_status=source.value,
-          to_status=target.value, reason=reason, data={**(data or {}), "deadline_at":
-          row.deadline_at.isoformat() if row.deadline_at else None, "deadline_kind": row.deadline_kind})
-    if target in (Status.REFUNDED, Status.EXCHANGED):
-        queue_follow_up(session, svc, row, now)
+        values["approved_by"] = actor.name
+    deadline_iso = deadline.isoformat() if deadline else None
+    event = dict(after_sale_id=row.id, order_id=row.order_id, at=now, actor=actor.name, role=actor.role.value,
+                 action=action, from_status=source.value, to_status=target.value, rule=rule or f"workflow.{action}",
+                 reason=reason, data={**(data or {}), "deadline_at": deadline_iso,
+                                      "deadline_kind": values["deadline_kind"]})
+    notice = None
     if actor.role != Role.BUYER:
-        notify(session, row, target.value, now, key=f"{row.version}:{action}",
-               reason=reason or "", deadline_at=row.deadline_at.isoformat() if row.deadline_at else "")
+        notice = dict(buyer_id=row.buyer_id, after_sale_id=row.id, kind=target.value, text="",
+                      data={"reason": reason or "", "deadline_at": deadline_iso or ""}, created_at=now, due_at=now,
+                      dedupe_key=f"{row.id}:{row.version}:{action}")
+    return Change(row, target, values, event, notice)
+
+
+def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
+           rule: str | None = None, data: dict | None = None) -> None:
+    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
+    change = _plan(session, svc, row, action, actor, reason=reason, rule=rule, data=data)
+    for column, value in change.values.items():
+        setattr(row, column, value)
+    session.add(Event(**change.event))
+    if change.notice:
+        session.add(Outbox(**change.notice))
+    if change.target in (Status.REFUNDED, Status.EXCHANGED):
+        queue_follow_up(session, svc, row, change.values["updated_at"])  # type: ignore[arg-type]
+
+
+def write_changes(session: Session, changes: list[Change]) -> None:
+    """Write many planned changes with a few executemany statements (the timer sweep's path).
+
+    The rows are locked by the caller; the version check still guards against a writer that did
+    not lock. Only statuses without follow-up visits come through here.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for change in changes:
+        assert change.target not in (Status.REFUNDED, Status.EXCHANGED)
+        keys = tuple(sorted(change.values))
+        groups.setdefault(keys, []).append({**{f"v_{k}": v for k, v in change.values.items()},
+                                            "b_id": change.row.id, "b_version": change.row.version})
+    table = AfterSale.__table__
+    for keys, params in groups.items():
+        statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+                     .values({**{k: bindparam(f"v_{k}") for k in keys}, "version": table.c.version + 1}))
+        result = session.connection().execute(statement, params)
+        if result.rowcount not in (-1, len(params)):
+            raise errors.Conflict("售后单在处理中被改动，请重试", expected=len(params), updated=result.rowcount)
+    session.connection().execute(insert(Event.__table__), [c.event for c in changes])
+    notices = [c.notice for c in changes if c.notice]
+    if notices:
+        session.connection().execute(insert(Outbox.__table__), notices)
 
 
 def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: str | None = None,

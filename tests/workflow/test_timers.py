@@ -203,15 +203,15 @@ def test_a_second_sweep_applies_nothing_and_writes_nothing(svc, clock):
 def test_a_sweep_that_crashes_half_way_keeps_earlier_batches_and_the_next_finishes_the_rest(svc, clock, monkeypatch):
     # given five due requests, and a sweep in batches of two whose third row fails
     ids = _five_requests_due(svc, clock)
-    real_apply, calls = timers._apply, []
+    real_plan, calls = timers._plan, []
 
-    def failing_apply(*args, **kwargs):
+    def failing_plan(*args, **kwargs):
         calls.append(args[2].id)
         if len(calls) == 3:
             raise RuntimeError("worker killed")
-        return real_apply(*args, **kwargs)
+        return real_plan(*args, **kwargs)
 
-    monkeypatch.setattr(timers, "_apply", failing_apply)
+    monkeypatch.setattr(timers, "_plan", failing_plan)
     # when it crashes
     with pytest.raises(RuntimeError):
         sweep_due(svc, batch=2)
@@ -221,7 +221,7 @@ def test_a_sweep_that_crashes_half_way_keeps_earlier_batches_and_the_next_finish
     assert all(row(svc, rid).status == "requested" and len(outbox_of(svc, rid)) == 0
                for rid in ids if rid not in done)
     # when the next (healthy) sweep runs
-    monkeypatch.setattr(timers, "_apply", real_apply)
+    monkeypatch.setattr(timers, "_plan", real_plan)
     # then it applies exactly the rest, and every deadline was applied once
     assert sweep_due(svc, batch=2) == 3
     assert [len(system_events(svc, rid)) for rid in ids] == [1] * 5
