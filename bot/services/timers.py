@@ -3,10 +3,10 @@
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from bot.domain.workflow import Kind
-from bot.persistence.models import AfterSale, AfterSaleItem, Order
+from bot.persistence.models import AfterSale, AfterSaleItem, Order, OrderItem
 from bot.services.after_sales import SYSTEM, _plan, write_changes
 from bot.services.context import Services
 
@@ -31,7 +31,16 @@ def _action_for(row: AfterSale) -> str:
     return what
 
 
-def sweep_due(svc: Services, *, batch: int = 1000) -> int:
+def _with_home_goods(session: Session, request_ids: list[int]) -> set[int]:
+    """Which of these requests return 居家馆 goods (one query for the whole batch)."""
+    if not request_ids:
+        return set()
+    return set(session.scalars(
+        select(AfterSaleItem.after_sale_id).join(OrderItem, OrderItem.id == AfterSaleItem.order_item_id)
+        .where(AfterSaleItem.after_sale_id.in_(request_ids), OrderItem.home_goods.is_(True))))
+
+
+def sweep_due(svc: Services, *, batch: int = 2000) -> int:
     """Apply all deadlines due now; returns how many were applied.
 
     Each batch is one transaction whose rows are locked with SKIP LOCKED, so concurrent workers
@@ -49,17 +58,17 @@ def sweep_due(svc: Services, *, batch: int = 1000) -> int:
                 .where(AfterSale.deadline_at.is_not(None), AfterSale.deadline_at <= now)
                 .order_by(AfterSale.deadline_at, AfterSale.id)
                 .limit(batch)
-                .options(joinedload(AfterSale.order, innerjoin=True).joinedload(Order.shop, innerjoin=True),
-                         selectinload(AfterSale.items).selectinload(AfterSaleItem.order_item))
+                .options(joinedload(AfterSale.order, innerjoin=True).joinedload(Order.shop, innerjoin=True))
                 .with_for_update(skip_locked=True, of=AfterSale)
             ).unique().all()
             if not rows:
                 return applied
+            home_goods = _with_home_goods(session, [r.id for r in rows if r.deadline_kind == "ship_back"])
             changes = []
             for row in rows:
                 kind = row.deadline_kind or ""
                 data: dict = {"deadline_at": row.deadline_at.isoformat() if row.deadline_at else None}
-                if kind == "ship_back" and any(i.order_item.home_goods for i in row.items):
+                if row.id in home_goods:
                     # 居家馆: the seller keeps a parcel that comes back without a tracking number.
                     hold = svc.policies(row.order.shop.code).timer("home_goods_hold")
                     data["home_goods_hold_until"] = (now + hold).isoformat()
