@@ -18,6 +18,7 @@ help:
 	@echo "make run       set up everything and start the assistant (http://127.0.0.1:8000)"
 	@echo "make test      set up everything and run every test"
 	@echo "make classify  label JSON lines from stdin with intent, topic and return reason"
+	@echo "make run-prod  the production profile: PostgreSQL, Redis, nginx, 2 Rasa, 2 action servers, 2 workers"
 
 check-python:
 	@if [ -z "$(PYTHON310)" ]; then \
@@ -54,10 +55,25 @@ db: .venv/app/.installed
 model: .venv/rasa/.installed
 	@$(RASA)/python -m bot.ops.model ensure
 
-setup: envs db model
+# ---- Debian's Chromium for the browser tests (Playwright drives it; no browser download), with CJK fonts
+.venv/.chromium-installed:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk; fi
+	@mkdir -p .venv && touch $@
+
+setup: envs db model .venv/.chromium-installed
 
 run: setup
 	@$(APP)/python -m bot.ops.stack
+
+# ---- production profile (bot/ops/prod.py): PostgreSQL and Redis on 127.0.0.1, Debian's nginx in front
+.PHONY: run-prod nginx
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y nginx; }
+
+run-prod: setup nginx
+	@$(APP)/python -m bot.ops.prod
 
 test: setup
 	@bash tests/run_all.sh

@@ -138,11 +138,29 @@ ROUTE_ACTIONS: dict[str, frozenset[str]] = {
 }
 
 
+# Review outcomes that belong to kinds of request: a refund-only request is approved as a refund (and
+# closed if the seller ships it within the window); a return may also be refunded without the goods
+# (the seller waives the return); returns and exchanges otherwise wait for the goods.
+KIND_ACTIONS: dict[str, frozenset[str]] = {
+    "approve_refund": frozenset({"refund_only", "return_refund"}),
+    "seller_shipped": frozenset({"refund_only"}),
+    "approve_return": frozenset({"return_refund", "exchange"}),
+    "confirm_receipt": frozenset({"return_refund"}),
+    "confirm_receipt_exchange": frozenset({"exchange"}),
+}
+
+
+def kind_allows(action: str, kind: str | None) -> bool:
+    allowed = KIND_ACTIONS.get(action)
+    return allowed is None or kind is None or kind in allowed
+
+
 def route_allows(action: str, route: str | None) -> bool:
     allowed = ROUTE_ACTIONS.get(action)
     return allowed is None or route is None or route in allowed
 
 
-def actions_for(source: Status, role: Role, route: str | None = None) -> list[str]:
+def actions_for(source: Status, role: Role, route: str | None = None, kind: str | None = None) -> list[str]:
     """What `role` may do to a request in `source` (for the console's buttons)."""
-    return sorted({m.action for m in MOVES if m.source == source and role in m.roles and route_allows(m.action, route)})
+    return sorted({m.action for m in MOVES if m.source == source and role in m.roles
+                   and route_allows(m.action, route) and kind_allows(m.action, kind)})

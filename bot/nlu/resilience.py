@@ -47,3 +47,22 @@ def install() -> None:
 
     RemoteAction.run = run  # type: ignore[method-assign]
     _installed = True
+
+
+def fix_socketio_rooms() -> None:
+    """Rasa 3.6 calls `AsyncServer.enter_room` without awaiting it, and python-socketio 5.x made it a
+    coroutine: the buyer's socket never joins its conversation's room, so messages the bot sends on
+    its own (agent replies, timer outcomes, follow-ups) would never reach an open page. Schedule it."""
+    import asyncio
+
+    import socketio
+
+    enter = socketio.AsyncServer.enter_room
+    if not asyncio.iscoroutinefunction(enter) or getattr(enter, "_scheduled", False):
+        return
+
+    def enter_room(self: socketio.AsyncServer, sid: str, room: str, namespace: str | None = None) -> object:
+        return asyncio.ensure_future(enter(self, sid, room, namespace))
+
+    enter_room._scheduled = True  # type: ignore[attr-defined]
+    socketio.AsyncServer.enter_room = enter_room  # type: ignore[method-assign]

@@ -1,12 +1,13 @@
-"""Start Rasa with the project's safety net installed: `python -m bot.nlu.serve run …` (any rasa command)."""
+"""Start Rasa with the project's safety net and socket.io fix: `python -m bot.nlu.serve run …` (any rasa command)."""
 
 import sys
 
-from bot.nlu.resilience import install
+from bot.nlu.resilience import fix_socketio_rooms, install
 
 
 def main() -> None:
     install()
+    fix_socketio_rooms()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

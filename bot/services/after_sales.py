@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import errors
@@ -13,7 +13,7 @@ from bot.domain.accounts import mask_account, parse_account
 from bot.domain.couriers import BY_CODE, couriers_matching, is_valid_tracking_number
 from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
-from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, route_allows
+from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Task
 from bot.services.context import Services
@@ -332,7 +332,12 @@ PAYOUT_ACTIONS = frozenset({"pay_original_route", "record_transfer"})
 
 
 def _load_for_update(session: Session, request_id: int) -> AfterSale:
-    row = session.scalar(select(AfterSale).where(AfterSale.id == request_id).with_for_update())
+    """The request, locked, with what a transition and its view read (no lazy loads afterwards)."""
+    row = session.scalar(
+        select(AfterSale).where(AfterSale.id == request_id)
+        .options(joinedload(AfterSale.order, innerjoin=True).joinedload(Order.shop, innerjoin=True),
+                 selectinload(AfterSale.items).selectinload(AfterSaleItem.order_item))
+        .with_for_update(of=AfterSale))
     if row is None:
         raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
     return row
@@ -343,6 +348,8 @@ def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reas
     move = find_move(action, Status(row.status), actor.role)
     if move.needs_reason and not (reason and reason.strip()):
         raise errors.ReasonRequired("这一步必须填写原因", action=action)
+    if not kind_allows(action, row.kind):
+        raise errors.InvalidTransition(f"cannot {action} a {row.kind} request", action=action, kind=row.kind)
     if not route_allows(action, row.refund_route):
         raise errors.InvalidTransition(
             f"cannot {action} a refund whose route is {row.refund_route}", action=action, route=row.refund_route)

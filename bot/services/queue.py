@@ -90,7 +90,7 @@ def detail(svc: Services, request_id: int, role: Role) -> RequestDetail:
             evidence_required=row.evidence_required, phone_call_task=row.phone_call_task,
             refund_account=account.partition(":")[2] if role in ACCOUNT_ROLES else mask_account(account),
             return_tracking=f"{row.return_courier or ''} {row.return_tracking_no or ''}".strip(),
-            created_at=row.created_at, allowed_actions=actions_for(Status(row.status), role, row.refund_route),
+            created_at=row.created_at, allowed_actions=actions_for(Status(row.status), role, row.refund_route, row.kind),
             events=[{"at": e.at.isoformat(), "actor": e.actor, "role": e.role, "action": e.action,
                      "from": e.from_status, "to": e.to_status, "rule": e.rule, "reason": e.reason} for e in events],
             evidence=[{"id": p.id, "content_type": p.content_type, "size": p.size,

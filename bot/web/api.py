@@ -135,8 +135,10 @@ def conversation_messages(settings: Settings, sender_id: str, limit: int = 200) 
         return []
     messages = []
     for event in response.json().get("events", []):
-        if event.get("event") == "user" and not (event.get("text") or "").startswith("/"):
-            messages.append({"from": "buyer", "text": event.get("text") or "", "at": event.get("timestamp")})
+        text = event.get("text") or ""
+        # Button payloads ("/affirm") and intents the app triggers ("EXTERNAL: …") are not the buyer's words.
+        if event.get("event") == "user" and not text.startswith("/") and not text.startswith("EXTERNAL"):
+            messages.append({"from": "buyer", "text": text, "at": event.get("timestamp")})
         elif event.get("event") == "user":
             continue
         elif event.get("event") == "bot":

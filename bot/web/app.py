@@ -16,6 +16,7 @@ from bot.services.bootstrap import build_services
 from bot.services.context import Services
 from bot.settings import ROOT, Settings, load_settings
 from bot.web import api
+from bot.web.console import console_router
 from bot.web.staff_api import staff_router
 
 HERE = Path(__file__).parent
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app.include_router(api.router(svc, settings, require_buyer), prefix="/api")
     app.include_router(staff_router(svc, settings), prefix="/api")
+    app.include_router(console_router(svc, settings), prefix="/console")
 
     if settings.embedded_worker:
         @app.on_event("startup")
