@@ -1,17 +1,17 @@
 """The buyer's Rasa conversation as seen from the app: pause it for a person, hand it back, speak into it."""
 
-import logging
-
 import requests
 
+from bot.domain.errors import DomainError
 from bot.identity import sender_id_of
 from bot.settings import Settings
 
-log = logging.getLogger(__name__)
 
-
-class RasaUnavailable(RuntimeError):
+class RasaUnavailable(DomainError):
     """Rasa could not be reached or refused the call."""
+
+    code = "rasa_unavailable"
+    http_status = 502
 
 
 def _call(settings: Settings, method: str, path: str, **kwargs: object) -> dict:
@@ -19,10 +19,19 @@ def _call(settings: Settings, method: str, path: str, **kwargs: object) -> dict:
         response = requests.request(method, f"{settings.rasa_url}{path}", params={"token": settings.rasa_token,
                                     **kwargs.pop("params", {})}, timeout=20, **kwargs)  # type: ignore[arg-type]
     except requests.RequestException as exc:
-        raise RasaUnavailable(type(exc).__name__) from None
+        raise RasaUnavailable("暂时连不上对话服务，请稍后再试", error=type(exc).__name__) from None
     if response.status_code != 200:
-        raise RasaUnavailable(f"{path}: HTTP {response.status_code}")
+        raise RasaUnavailable("对话服务拒绝了这次请求，请稍后再试", path=path, status=response.status_code)
     return response.json()
+
+
+def tracker(settings: Settings, buyer_id: int) -> dict | None:
+    """The buyer's tracker with all events, or None when Rasa cannot be reached (pages still show)."""
+    try:
+        return _call(settings, "GET", f"/conversations/{sender_id_of(buyer_id)}/tracker",
+                     params={"include_events": "ALL"})
+    except (RasaUnavailable, ValueError):
+        return None
 
 
 def append_events(settings: Settings, buyer_id: int, events: list[dict]) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -27,9 +26,8 @@ from bot.clock import format_local
 from bot.domain.errors import DomainError, Forbidden, InvalidInput, NotFound
 from bot.domain.money import yuan
 from bot.domain.workflow import FINAL, MOVES, Role, Status, actions_for
-from bot.identity import sender_id_of
 from bot.persistence.models import AfterSale, Buyer, Shop
-from bot.services import after_sales, analytics, scripts, tasks
+from bot.services import after_sales, analytics, conversation, scripts, tasks
 from bot.services.context import Services
 from bot.services.evidence import evidence_file
 from bot.services.queue import QueueFilter, detail, ledger_csv, queue
@@ -89,48 +87,6 @@ class Session:
 # ---------------------------------------------------------------- Rasa's HTTP API
 
 
-class RasaUnavailable(DomainError):
-    code = "rasa_unavailable"
-    http_status = 502
-
-
-class RasaConversation:
-    """One buyer's conversation on the Rasa server (token-protected HTTP API)."""
-
-    def __init__(self, settings: Settings, buyer_id: int) -> None:
-        self.base = f"{settings.rasa_url}/conversations/{sender_id_of(buyer_id)}"
-        self.token = settings.rasa_token
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        params = {"token": self.token, **kwargs.pop("params", {})}
-        try:
-            response = requests.request(method, self.base + path, params=params, timeout=15, **kwargs)
-        except requests.RequestException as exc:
-            raise RasaUnavailable("暂时连不上对话服务，请稍后再试", error=type(exc).__name__) from None
-        if response.status_code >= 400:
-            raise RasaUnavailable("对话服务拒绝了这次请求，请稍后再试", status=response.status_code)
-        return response
-
-    def tracker(self) -> dict | None:
-        """The tracker with all events, or None when Rasa cannot be reached (the page still shows)."""
-        try:
-            return self._call("GET", "/tracker", params={"include_events": "ALL"}).json()
-        except (RasaUnavailable, ValueError):
-            return None
-
-    def set_paused(self, paused: bool) -> None:
-        self._call("POST", "/tracker/events", json=[{"event": "pause" if paused else "resume"}])
-
-    def trigger(self, intent: str, entities: dict[str, Any] | None = None) -> None:
-        self._call("POST", "/trigger_intent", params={"output_channel": "latest"},
-                   json={"name": intent, "entities": entities or {}})
-
-    def say(self, text: str) -> None:
-        """Deliver an agent's words; a paused conversation is resumed for it (the action re-pauses)."""
-        state = self.tracker()
-        if state is None or state.get("paused"):
-            self.set_paused(False)
-        self.trigger("EXTERNAL_agent_message", {"agent_text": text})
 
 
 def conversation_lines(tracker: dict | None) -> list[dict]:
@@ -380,8 +336,7 @@ def console_router(svc: Services, settings: Settings) -> APIRouter:
         policy = svc.policies(d.shop_code)
         received_at = scripts.received_at_of(svc, request_id)
         suggested = scripts.suggest(d, policy, received_at=received_at)
-        conversation = RasaConversation(settings, d.buyer_id)
-        tracker = conversation.tracker()
+        tracker = conversation.tracker(settings, d.buyer_id)
         handoff = [t for t in tasks.open_tasks(svc, "handoff") if t.buyer_id == d.buyer_id]
         return {
             "d": d, "v": d.view, "policy": policy, "scripts": suggested,
@@ -438,7 +393,7 @@ def console_router(svc: Services, settings: Settings) -> APIRouter:
                 context = request_context(session, request_id)
                 return page(request, "request.html", session, {**context, "problems": problems, "draft": words,
                                                                "draft_id": script_id}, status=422)
-            RasaConversation(settings, d.buyer_id).say(words)
+            conversation.send_agent_message(settings, d.buyer_id, words)
             scripts.record_sent(svc, request_id, actor=staff.actor, text=words, script_id=script_id or None)
             return back_to(f"/console/requests/{request_id}", "sent")
         return form_post(request, csrf, work)
@@ -469,16 +424,14 @@ def console_router(svc: Services, settings: Settings) -> APIRouter:
             actor=staff.actor)
         if task.status == "open":
             tasks.move_task(svc, task.id, to="taken", actor=staff.actor)
-        RasaConversation(settings, buyer_id).set_paused(True)
+        conversation.pause(settings, buyer_id)
 
     def end_handoff(staff: StaffView, buyer_id: int) -> None:
         """Finish the buyer's handoff tasks, resume the bot and let it say it is back."""
         for task in tasks.open_tasks(svc, "handoff"):
             if task.buyer_id == buyer_id:
                 tasks.move_task(svc, task.id, to="done", actor=staff.actor)
-        conversation = RasaConversation(settings, buyer_id)
-        conversation.set_paused(False)
-        conversation.trigger("EXTERNAL_handback")
+        conversation.hand_back(settings, buyer_id)
 
     @r.get("/evidence/{evidence_id}")
     def evidence(request: Request, evidence_id: int) -> Response:
@@ -593,7 +546,6 @@ def safe_next(target: str) -> str:
 
 
 __all__ = [
-    "RasaConversation",
     "console_router",
     "conversation_lines",
     "stacked_bars",

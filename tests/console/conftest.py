@@ -65,7 +65,8 @@ def _handler(fake: FakeRasa) -> type[BaseHTTPRequestHandler]:
             tracker = fake.tracker(match.group(1))
             if match.group(2) == "tracker/events":
                 for event in body:
-                    tracker["paused"] = event["event"] == "pause"
+                    if event["event"] in ("pause", "resume"):
+                        tracker["paused"] = event["event"] == "pause"
                     tracker["events"].append({"event": event["event"], "timestamp": 1.0})
             elif match.group(2) == "trigger_intent":
                 tracker["events"].append({"event": "user", "text": f"EXTERNAL: {body['name']}", "timestamp": 2.0,

@@ -204,7 +204,9 @@ def test_an_edited_script_reaches_the_buyers_conversation_and_is_audited(console
     response = console.client.post(f"/console/requests/{request_id}/send",
                                    data={"csrf": csrf, "script_id": "approve_return", "text": edited})
     assert response.status_code == 200 and "消息已发送" in response.text
+    # resumed and given a listening step first, so the rules see the agent's words as a fresh turn
     assert console.rasa.calls_for("buyer-3") == [
+        ("tracker/events", [{"event": "resume"}, {"event": "action", "name": "action_listen"}]),
         ("trigger_intent", {"name": "EXTERNAL_agent_message", "entities": {"agent_text": edited}})]
     assert "我是李客服。" in response.text  # shown in the conversation as the agent's words
     with console.svc.sessions() as session:
@@ -228,8 +230,9 @@ def test_take_over_pauses_the_bot_messages_resume_for_delivery_and_hand_back_res
     assert [c[0] for c in console.rasa.calls_for("buyer-3")] == [
         "tracker/events", "tracker/events", "trigger_intent", "tracker/events", "trigger_intent"]
     bodies = [c[1] for c in console.rasa.calls_for("buyer-3")]
-    assert bodies[0] == [{"event": "pause"}] and bodies[1] == [{"event": "resume"}]
-    assert bodies[3] == [{"event": "resume"}] and bodies[4]["name"] == "EXTERNAL_handback"
+    listening = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+    assert bodies[0] == [{"event": "pause"}] and bodies[1] == listening
+    assert bodies[3] == listening and bodies[4]["name"] == "EXTERNAL_handback"
     with console.svc.sessions() as session:
         assert session.get(Task, task.id).status == "done"
 
