@@ -304,40 +304,6 @@ def profile_sweep(svc: Services, top: int = 18) -> tuple[float, int, str, list[t
     return elapsed, applied, out.getvalue(), table
 
 
-def proposed_sweep(svc: Services, *, batch: int = 200) -> int:
-    """EXPERIMENT, not the shipping code: `timers.sweep_due` with the fix proposed in the report.
-
-    Same rows, same `_apply`, same audit events and notices; only (1) what `_apply` reads (order, shop, request
-    lines and their order lines) is loaded with the batch instead of lazily per row, and (2) the batch is
-    flushed once at commit (no autoflush per row), so UPDATEs and INSERTs go out as executemany batches.
-    """
-    now = svc.clock.now()
-    applied = 0
-    while True:
-        with svc.sessions() as session, session.begin():
-            rows = session.scalars(
-                select(AfterSale)
-                .where(AfterSale.deadline_at.is_not(None), AfterSale.deadline_at <= now)
-                .order_by(AfterSale.deadline_at, AfterSale.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-                .options(selectinload(AfterSale.order).selectinload(Order.shop),
-                         selectinload(AfterSale.items).selectinload(AfterSaleItem.order_item))
-            ).all()
-            if not rows:
-                return applied
-            with session.no_autoflush:
-                for row in rows:
-                    kind = row.deadline_kind or ""
-                    data: dict = {"deadline_at": row.deadline_at.isoformat() if row.deadline_at else None}
-                    if kind == "ship_back" and any(i.order_item.home_goods for i in row.items):
-                        hold = svc.policies(row.order.shop.code).timer("home_goods_hold")
-                        data["home_goods_hold_until"] = (now + hold).isoformat()
-                    timers._apply(session, svc, row, timers._action_for(row), after_sales.SYSTEM, reason=None,
-                                  rule=f"timer.{kind}.{row.preset}", data=data)
-                    applied += 1
-
-
 def audit_counts(svc: Services, since_event: int) -> Counter:
     """System events written after `since_event`, per request: each deadline must appear once."""
     with svc.sessions() as session:
@@ -473,17 +439,6 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict:
             print(text_stats)
         profile = {"seconds": prof_s, "census": census, "stats": text_stats, "sql_s": sql_s, "rows": len(sample)}
 
-    proposed_s = None
-    if not args.skip_proposed:
-        restore_due(svc, due_rows, max_event, max_outbox)
-        engine = svc.sessions.kw["bind"]
-        with statement_census(engine) as census:
-            started = time.perf_counter()
-            proposed_applied = proposed_sweep(svc)
-            proposed_s = time.perf_counter() - started
-        assert proposed_applied == args.due and audit_counts(svc, max_event) == sweep_audit
-        print(f"same sweep with the proposed fix (eager loads + one flush per batch; experiment): "
-              f"{proposed_s:.2f} s, {sum(n for (_, k), n in census.items() if k == 'n'):,} statements", flush=True)
 
     with svc.sessions() as session:
         idle = list(session.scalars(select(AfterSale.id).where(AfterSale.status == "requested",
@@ -501,7 +456,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict:
     svc.sessions.kw["bind"].dispose()
     return {"backend": name, "rows": total_rows, "insert_s": insert_s, "sweep_s": sweep_s, "applied": applied,
             "svc_tps": svc_tps, "raw_tps": raw_tps, "ratio": ratio, "profile": profile,
-            "sweep_target": target, "proposed_s": proposed_s}
+            "sweep_target": target}
 
 
 def write_results(args: argparse.Namespace, results: list[dict], started: float) -> None:
@@ -514,16 +469,16 @@ def write_results(args: argparse.Namespace, results: list[dict], started: float)
         f"{os.getloadavg()[0]:.1f} after (other work on the host skews the figures); "
         f"total {time.perf_counter() - started:.0f} s.",
         "",
-        "| backend | bulk insert | one full sweep | sweep target (< 3 s, PostgreSQL) | same sweep, proposed fix "
-        "(experiment) | act() transitions/s | raw floor transitions/s | service / floor (target ≥ 0.33) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | bulk insert | one full sweep | sweep target (< 3 s, PostgreSQL) "
+        "| act() transitions/s | raw floor transitions/s | service / floor (target ≥ 0.33) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         target = "–" if r["sweep_target"] is None else ("met" if r["sweep_s"] < r["sweep_target"] else "**missed**")
         lines.append(
             f"| {r['backend']} | {r['rows']:,} rows in {r['insert_s']:.1f} s | {r['applied']:,} deadlines in "
             f"{r['sweep_s']:.2f} s ({r['applied'] / r['sweep_s']:,.0f}/s) | {target} | "
-            f"{'–' if r['proposed_s'] is None else format(r['proposed_s'], '.2f') + ' s'} | {r['svc_tps']:,.0f} | "
+            f"{r['svc_tps']:,.0f} | "
             f"{r['raw_tps']:,.0f} | {r['ratio']:.2f} ({'met' if r['ratio'] >= RATIO_TARGET else '**missed**'}) |")
     for r in results:
         if r["profile"]:
@@ -553,8 +508,6 @@ def main() -> None:
     parser.add_argument("--profile-rows", type=int, default=2_000,
                         help="how many of the swept rows to restore and sweep again under the profiler (0 = all)")
     parser.add_argument("--verbose-profile", action="store_true", help="print the cProfile tables too")
-    parser.add_argument("--skip-proposed", action="store_true",
-                        help="do not time the experimental sweep with the proposed fix")
     parser.add_argument("--no-results", action="store_true", help="do not append to bench/RESULTS.md")
     args = parser.parse_args()
     if not 0 < args.due <= args.requests:
