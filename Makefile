@@ -61,7 +61,7 @@ model: .venv/rasa/.installed
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-noto-cjk; fi
 	@mkdir -p .venv && touch $@
 
-setup: envs db model .venv/.chromium-installed
+setup: envs db model .venv/.chromium-installed nginx
 
 run: setup
 	@$(APP)/python -m bot.ops.stack

@@ -4,6 +4,7 @@ import argparse
 import logging
 import sys
 
+from bot.logging_setup import install_pii_masking
 from bot.settings import load_settings
 
 
@@ -70,6 +71,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_pii_masking()  # phone numbers, cards and addresses never reach a log in clear
     parser = argparse.ArgumentParser(prog="bot", description="after-sales assistant: application commands")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="bring the database schema up to date").set_defaults(func=cmd_migrate)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.identity import sender_id_of
 from bot.persistence.models import Outbox
 from bot.services.context import Services
-from bot.services.follow_ups import due_visits, mark_sent
+from bot.services.follow_ups import claim_due_visit
 from bot.services.timers import sweep_due
 from bot.settings import Settings
 
@@ -20,20 +20,22 @@ FOLLOW_UP_INTENT = "EXTERNAL_follow_up"
 
 
 def deliver_outbox(svc: Services, settings: Settings, *, batch: int = 50) -> int:
-    """Send due notices through Rasa (rendered there from domain.yml); unsent ones are retried later."""
+    """Send due notices through Rasa (rendered there from domain.yml); unsent ones are retried later.
+
+    Each notice is claimed with FOR UPDATE SKIP LOCKED for as long as it is being sent, so two workers
+    never send the same notice; it is marked sent in the same transaction, only once Rasa took it.
+    """
     sent = 0
-    now = svc.clock.now()
-    with svc.sessions() as session:
-        due = session.scalars(select(Outbox).where(Outbox.sent_at.is_(None), Outbox.due_at <= now)
-                              .order_by(Outbox.id).limit(batch)).all()
-    for notice in due:
-        entities = {"update_kind": notice.kind, "request_id": notice.after_sale_id or 0, "notice_id": notice.id}
-        if not _trigger(settings, notice.buyer_id, UPDATE_INTENT, entities):
-            return sent
+    for _ in range(batch):
         with svc.sessions() as session, session.begin():
-            row = session.get(Outbox, notice.id)
-            if row is not None and row.sent_at is None:
-                row.sent_at = svc.clock.now()
+            notice = session.scalar(select(Outbox).where(Outbox.sent_at.is_(None), Outbox.due_at <= svc.clock.now())
+                                    .order_by(Outbox.id).limit(1).with_for_update(skip_locked=True))
+            if notice is None:
+                return sent
+            entities = {"update_kind": notice.kind, "request_id": notice.after_sale_id or 0, "notice_id": notice.id}
+            if not _trigger(settings, notice.buyer_id, UPDATE_INTENT, entities):
+                return sent  # Rasa is away: the notice stays queued
+            notice.sent_at = svc.clock.now()
         sent += 1
     return sent
 
@@ -56,12 +58,16 @@ def _trigger(settings: Settings, buyer_id: int, intent: str, entities: dict) -> 
 
 
 def deliver_follow_ups(svc: Services, settings: Settings) -> int:
-    """Send due visits; a visit stays queued until Rasa took it (a restart loses nothing)."""
+    """Send due visits, each claimed while it is sent (a restart or a second worker loses or doubles nothing)."""
     sent = 0
-    for follow_up_id, buyer_id in due_visits(svc):
-        if not _trigger(settings, buyer_id, FOLLOW_UP_INTENT, {"follow_up_id": follow_up_id}):
-            break
-        mark_sent(svc, follow_up_id)
+    for _ in range(50):
+        with svc.sessions() as session, session.begin():
+            visit = claim_due_visit(session, svc.clock.now())
+            if visit is None:
+                return sent
+            if not _trigger(settings, visit.buyer_id, FOLLOW_UP_INTENT, {"follow_up_id": visit.id}):
+                return sent
+            visit.sent_at = svc.clock.now()
         sent += 1
     return sent
 

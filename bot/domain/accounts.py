@@ -28,7 +28,8 @@ def parse_account(value: str) -> tuple[str, str]:
     if route == "bank" and _CARD.fullmatch(ident) and _luhn_ok(ident):
         return "bank", ident
     raise BadAccount(
-        "请提供正确的支付宝账号（手机号或邮箱）或银行卡号", value=mask_account(value), route=route
+        "请提供正确的支付宝账号（手机号或邮箱）或银行卡号", value=mask_account(value),
+        route=route if route in ("alipay", "bank") else "",  # never echo a bare number back
     )
 
 

@@ -26,9 +26,10 @@ class RequestNotFound(NotFound):
     code = "request_not_found"
 
 
-class NotYourOrder(DomainError):
-    code = "not_your_order"
-    http_status = 403
+class NotYourOrder(NotFound):
+    """Someone else's order answers exactly like an unknown one: nothing tells that it exists."""
+
+    code = "order_not_found"
 
 
 class Forbidden(DomainError):

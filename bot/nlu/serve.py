@@ -2,12 +2,14 @@
 
 import sys
 
+from bot.logging_setup import install_pii_masking
 from bot.nlu.resilience import fix_socketio_rooms, install
 
 
 def main() -> None:
     install()
     fix_socketio_rooms()
+    install_pii_masking()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

@@ -59,6 +59,13 @@ def due_visits(svc: Services, limit: int = 50) -> list[tuple[int, int]]:
         return [(r[0], r[1]) for r in rows]
 
 
+def claim_due_visit(session: Session, now: datetime) -> FollowUp | None:
+    """Lock one due, unsent visit for sending in the caller's transaction (other workers skip it)."""
+    return session.scalar(select(FollowUp).where(
+        FollowUp.sent_at.is_(None), FollowUp.cancelled.is_(False), FollowUp.due_at <= now)
+        .order_by(FollowUp.due_at, FollowUp.id).limit(1).with_for_update(skip_locked=True))
+
+
 def mark_sent(svc: Services, follow_up_id: int) -> None:
     with svc.sessions() as session, session.begin():
         row = session.get(FollowUp, follow_up_id)

@@ -11,12 +11,15 @@ from sqlalchemy.orm import selectinload
 from bot.clock import SHANGHAI
 from bot.domain.accounts import mask_account
 from bot.domain.workflow import FINAL, Role, Status, actions_for
+from bot.logging_setup import mask_pii
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Evidence, Order, Payout, Shop
 from bot.services.after_sales import RequestView
 from bot.services.context import Services
 
 # Roles that need the full refund account to pay it out; everyone else sees it masked.
 ACCOUNT_ROLES = frozenset({Role.CASHIER, Role.FINANCE})
+# Roles that talk to the buyer and so may read contact details in the buyer's own words.
+CONTACT_ROLES = frozenset({Role.REVIEWER, Role.SUPERVISOR})
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,8 @@ def detail(svc: Services, request_id: int, role: Role) -> RequestDetail:
         return RequestDetail(
             view=RequestView.of(row), buyer_id=row.buyer_id, buyer_name=row.order.buyer.name,
             shop_code=row.order.shop.code, payment=row.order.payment, reason_confidence=row.reason_confidence,
-            earlier_reasons=list(row.earlier_reasons or []), buyer_words=row.buyer_words,
+            earlier_reasons=list(row.earlier_reasons or []),
+            buyer_words=row.buyer_words if role in CONTACT_ROLES else mask_pii(row.buyer_words),
             evidence_required=row.evidence_required, phone_call_task=row.phone_call_task,
             refund_account=account.partition(":")[2] if role in ACCOUNT_ROLES else mask_account(account),
             return_tracking=f"{row.return_courier or ''} {row.return_tracking_no or ''}".strip(),

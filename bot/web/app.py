@@ -6,6 +6,8 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -48,8 +50,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         return JSONResponse({"error": {"code": "invalid_input", "message": "请求内容不正确", "details": fields}},
                             status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(DataError)
+    async def _bad_data(_: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (a NUL byte, an integer past its range): the transaction was
+        # rolled back, so nothing is half-written; the client hears what was wrong, not a 500.
+        return JSONResponse({"error": {"code": "invalid_input", "message": "请求中有无法保存的内容（例如空字符或超长数字）",
+                                       "details": {}}}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, dict) else {"code": "http_error", "message": str(exc.detail)}
         return JSONResponse({"error": detail}, status_code=exc.status_code)
 

@@ -1,0 +1,617 @@
+"""Load bench of the production profile: many buyers through whole refund conversations over REST.
+
+Runs, in one go on this machine (everything on 127.0.0.1):
+  1. the FLOOR: the same Rasa (3.6, same production profile: nginx, 2 replicas, PostgreSQL tracker store,
+     Redis lock store) with a minimal one-rule bot and no actions, trained here into a temp dir from tiny data
+     this script writes;
+  2. the BOT: the production profile of the assistant (bot/ops/prod.py) with its real model, 2 action
+     servers, web and 2 workers, on fresh databases;
+and drives both with two shapes:
+  - paused: N buyers (10, 50, 100) each pausing ~3 s between messages, start times spread out, for a fixed
+    time; p50/p95/p99 latency and error rate per level;
+  - no pause: C buyers sending back to back for a fixed time; throughput in messages per second (the
+    highest over the concurrencies tried is the saturation throughput).
+A conversation is the whole refund: greeting, the reason (quality), "photos later", the quote, "确认"
+(submitted), "where is my refund", thanks — 6 messages, each checked for its expected answer. Afterwards every
+conversation is checked in the databases: each message answered is in the tracker store exactly once, each
+completed buyer has exactly one request (nothing lost, nothing duplicated).
+During the BOT's saturation run it profiles: CPU seconds per message by process kind (/proc), where Rasa and
+an action server spend their time (py-spy, when installed), and the time in action calls (nginx log).
+
+Prints the figures and writes bench/LOAD_RESULTS.md. Loops are bounded by count and time.
+
+    .venv/app/bin/python bench/load_bench.py                       # full run (about 15 minutes)
+    .venv/app/bin/python bench/load_bench.py --levels 10 --duration 30 --sat 8 --sat-duration 20   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from bot.identity import buyer_token, sender_id_of  # noqa: E402
+from bot.ops.prod import (  # noqa: E402
+    VENV_APP, VENV_RASA, ProdConfig, ProdPorts, ProdStack, add_load_buyers, drop_database, drop_lock_keys,
+)
+
+PG_SERVER = os.environ.get("BOT_BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+REPORT = ROOT / "bench" / "LOAD_RESULTS.md"
+
+# The whole refund conversation of a buyer with one delivered 针织开衫, and what each answer must contain.
+CONVERSATION: list[tuple[str, str]] = [
+    ("你好", "您好"),
+    ("衣服穿了一次就开线了，我要退货", "照片"),
+    ("/deny", "¥199.00"),
+    ("确认", "已为您提交"),
+    ("我的退款到哪了", "商家审核中"),
+    ("谢谢", "不客气"),
+]
+FLOOR_REPLY = "收到"
+
+# ---------------------------------------------------------------- the floor bot
+
+FLOOR_DOMAIN = """version: "3.1"
+intents:
+  - say
+  - other
+responses:
+  utter_reply:
+    - text: "收到"
+session_config:
+  session_expiration_time: 60
+  carry_over_slots_to_new_session: true
+"""
+FLOOR_CONFIG = """recipe: default.v1
+assistant_id: load-floor
+language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: CountVectorsFeaturizer
+    analyzer: char_wb
+    min_ngram: 1
+    max_ngram: 2
+  - name: LogisticRegressionClassifier
+policies:
+  - name: RulePolicy
+    core_fallback_threshold: 0.3
+    core_fallback_action_name: utter_reply
+    enable_fallback_prediction: true
+"""
+FLOOR_RULES = """version: "3.1"
+rules:
+  - rule: answer anything
+    steps:
+      - intent: say
+      - action: utter_reply
+"""
+
+
+def floor_nlu() -> str:
+    say = [m for m, _ in CONVERSATION] + ["你好呀", "在吗", "我要退款", "衣服坏了", "确认提交", "好的", "多谢",
+                                          "退款进度", "什么时候到账", "质量问题", "尺码不对", "不喜欢"]
+    other = ["lorem ipsum", "qwerty", "asdf", "zzz", "foo bar", "xyz"]
+    lines = ['version: "3.1"', "nlu:", "  - intent: say", "    examples: |"]
+    lines += [f"      - {m}" for m in say]
+    lines += ["  - intent: other", "    examples: |"] + [f"      - {m}" for m in other]
+    return "\n".join(lines) + "\n"
+
+
+def train_floor(workdir: Path) -> Path:
+    """Train the one-rule floor bot from data written here; returns the model."""
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    (workdir / "domain.yml").write_text(FLOOR_DOMAIN)
+    (workdir / "config.yml").write_text(FLOOR_CONFIG)
+    (workdir / "data" / "nlu.yml").write_text(floor_nlu())
+    (workdir / "data" / "rules.yml").write_text(FLOOR_RULES)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SQLALCHEMY_SILENCE_UBER_WARNING": "1"}
+    out = subprocess.run([str(VENV_RASA / "rasa"), "train", "--domain", "domain.yml", "--config", "config.yml",
+                          "--data", "data", "--out", "models", "--fixed-model-name", "floor"],
+                         cwd=workdir, env=env, capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"floor training failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return workdir / "models" / "floor.tar.gz"
+
+
+# ---------------------------------------------------------------- load generator
+
+
+@dataclass
+class Sample:
+    latency: float
+    ok: bool
+    kind: str  # ok | status_<n> | wrong_answer | timeout | transport
+
+
+@dataclass
+class RunResult:
+    name: str
+    buyers: int
+    pause: float
+    elapsed: float
+    samples: list[Sample] = field(default_factory=list)
+    conversations: dict[str, list[str]] = field(default_factory=dict)  # sender -> messages answered 200
+    completed: set[str] = field(default_factory=set)  # senders whose 6 messages were all answered right
+
+    @property
+    def messages(self) -> int:
+        return len(self.samples)
+
+    @property
+    def errors(self) -> int:
+        return sum(not s.ok for s in self.samples)
+
+    @property
+    def error_kinds(self) -> Counter:
+        return Counter(s.kind for s in self.samples if not s.ok)
+
+    def pct(self, q: float) -> float:
+        values = sorted(s.latency for s in self.samples)
+        if not values:
+            return float("nan")
+        k = min(len(values) - 1, max(0, int(round(q / 100 * len(values) + 0.5)) - 1))
+        return values[k]
+
+    @property
+    def throughput(self) -> float:
+        return sum(s.ok for s in self.samples) / self.elapsed if self.elapsed else 0.0
+
+
+class Population:
+    """Fresh identities: every conversation is a different buyer with an unused order."""
+
+    def __init__(self, ids: list[int], secret_key: str | None, prefix: str) -> None:
+        self.ids, self.secret_key, self.prefix, self.next = ids, secret_key, prefix, 0
+
+    def take(self) -> tuple[str, dict | None] | None:
+        if self.next >= len(self.ids):
+            return None
+        buyer_id = self.ids[self.next]
+        self.next += 1
+        if self.secret_key is None:
+            return f"{self.prefix}-{buyer_id}", None
+        return sender_id_of(buyer_id), {"buyer_token": buyer_token(buyer_id, self.secret_key)}
+
+
+async def one_conversation(client: httpx.AsyncClient, url: str, sender: str, metadata: dict | None,
+                           floor: bool, pause: float, result: RunResult, rng: random.Random) -> None:
+    answered: list[str] = []
+    right = 0
+    for i, (message, expected) in enumerate(CONVERSATION):
+        if i and pause:
+            await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
+        body = {"sender": sender, "message": message}
+        if metadata:
+            body["metadata"] = metadata
+        started = time.perf_counter()
+        try:
+            response = await client.post(url, json=body)
+            latency = time.perf_counter() - started
+        except httpx.TimeoutException:
+            result.samples.append(Sample(time.perf_counter() - started, False, "timeout"))
+            break
+        except httpx.HTTPError:
+            result.samples.append(Sample(time.perf_counter() - started, False, "transport"))
+            break
+        if response.status_code != 200:
+            result.samples.append(Sample(latency, False, f"status_{response.status_code}"))
+            break
+        answered.append(message)
+        reply = "\n".join(m.get("text") or "" for m in response.json())
+        if (FLOOR_REPLY if floor else expected) not in reply:
+            result.samples.append(Sample(latency, False, "wrong_answer"))
+            break
+        result.samples.append(Sample(latency, True, "ok"))
+        right += 1
+    result.conversations[sender] = answered
+    if right == len(CONVERSATION):
+        result.completed.add(sender)
+
+
+async def drive(url: str, population: Population, *, buyers: int, pause: float, duration: float, spread: float,
+                floor: bool, name: str, max_conversations: int) -> RunResult:
+    """`buyers` virtual buyers, each starting at a random time in [0, spread) and then running whole
+    conversations (a fresh identity each) until `duration` has passed; bounded by max_conversations."""
+    result = RunResult(name, buyers, pause, 0.0)
+    rng = random.Random(7)
+    limits = httpx.Limits(max_connections=buyers + 8, max_keepalive_connections=buyers + 8)
+    started_conversations = 0
+    async with httpx.AsyncClient(timeout=httpx.Timeout(150.0), limits=limits) as client:
+        t0 = time.perf_counter()
+
+        async def virtual_buyer(k: int) -> None:
+            nonlocal started_conversations
+            await asyncio.sleep(rng.uniform(0, spread) if spread else 0)
+            while time.perf_counter() - t0 < duration and started_conversations < max_conversations:
+                identity = population.take()
+                if identity is None:
+                    return
+                started_conversations += 1
+                await one_conversation(client, url, identity[0], identity[1], floor, pause, result, rng)
+                if pause:
+                    await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
+
+        await asyncio.gather(*(virtual_buyer(k) for k in range(buyers)))
+        result.elapsed = time.perf_counter() - t0
+    return result
+
+
+def run(url: str, population: Population, **kw: object) -> RunResult:
+    return asyncio.run(drive(url, population, **kw))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- checks in the databases
+
+
+def check_conversations(stack: ProdStack, results: list[RunResult], with_app: bool) -> dict[str, int]:
+    """Lost: a message answered 200 that the tracker store lacks. Duplicated: a message stored twice, or more
+    than one request for a buyer. Returns the counts (all must be 0)."""
+    senders = [s for r in results for s in r.conversations]
+    tracker = create_engine(stack.cfg.tracker_database_url.replace("postgresql://", "postgresql+psycopg://"))
+    stored: dict[str, list[str]] = defaultdict(list)
+    rewinds: Counter = Counter()
+    with tracker.connect() as conn:
+        for sender, kind, data in conn.execute(text(
+                "SELECT sender_id, type_name, data FROM events WHERE type_name IN ('user', 'rewind') AND "
+                "sender_id = ANY(:s) ORDER BY id"), {"s": senders}):
+            if kind == "rewind":
+                rewinds[sender] += 1  # a two-stage fallback may store the message once more after it
+            else:
+                stored[sender].append(json.loads(data).get("text") or "")
+    tracker.dispose()
+    lost = duplicated = requests_missing = requests_duplicated = 0
+    for r in results:
+        for sender, answered in r.conversations.items():
+            have, want = Counter(stored.get(sender, [])), Counter(answered)
+            lost += sum((want - have).values())
+            # One copy more than answered is allowed for the message whose answer failed (handled, answer lost).
+            duplicated += max(0, sum((have - want).values()) - rewinds[sender] - 1)
+    if with_app:
+        app = create_engine(stack.cfg.app_database_url.replace("postgresql://", "postgresql+psycopg://"))
+        with app.connect() as conn:
+            per_buyer = dict(conn.execute(text("SELECT buyer_id, count(*) FROM after_sales GROUP BY buyer_id")).all())
+        app.dispose()
+        for r in results:
+            for sender, answered in r.conversations.items():
+                buyer_id = int(sender.split("-")[1])
+                n = per_buyer.get(buyer_id, 0)
+                if "确认" in answered and n == 0:
+                    requests_missing += 1
+                if n > 1:
+                    requests_duplicated += 1
+    return {"messages_lost": lost, "messages_duplicated": duplicated, "requests_lost": requests_missing,
+            "requests_duplicated": requests_duplicated}
+
+
+# ---------------------------------------------------------------- profiling
+
+
+def _descendants(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid="], capture_output=True, text=True).stdout.split("\n")
+    children: dict[int, list[int]] = defaultdict(list)
+    for line in out:
+        parts = line.split()
+        if len(parts) == 2:
+            children[int(parts[1])].append(int(parts[0]))
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        todo += children.get(p, [])
+    return found
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_snapshot(stack: ProdStack) -> dict[str, float]:
+    """CPU seconds so far by kind of process: rasa, actions, web, worker, nginx, postgres, redis."""
+    kinds: dict[str, float] = defaultdict(float)
+    for name, proc in stack.procs.items():
+        for pid in _descendants(proc.pid):
+            kinds[name.split("-")[0]] += _cpu_seconds(pid)
+    pg = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
+    kinds["postgres"] = sum(_cpu_seconds(int(p)) for p in pg)
+    redis = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout.split()
+    kinds["redis"] = sum(_cpu_seconds(int(p)) for p in redis)
+    return dict(kinds)
+
+
+CATEGORIES = [
+    ("TensorFlow (DIET/TED inference)", re.compile(r"tensorflow|keras")),
+    ("jieba tokenizer", re.compile(r"jieba")),
+    ("spaCy entity rules (bot/nlu)", re.compile(r"spacy|bot/nlu")),
+    ("featurizers / scikit-learn / numpy", re.compile(r"featurizers|sklearn|scipy|numpy")),
+    ("SQL (SQLAlchemy, psycopg)", re.compile(r"sqlalchemy|psycopg")),
+    ("lock store (redis)", re.compile(r"redis")),
+    ("logging (structlog, logging)", re.compile(r"structlog|/logging/")),
+    ("JSON / copying (json, ujson, copy)", re.compile(r"/json/|ujson|/copy\.py|jsonpickle")),
+    ("tracker replay and events (rasa.shared.core)", re.compile(r"rasa/shared/core/(trackers|events|domain|slots)")),
+    ("policies and featurizing states (rasa.core)", re.compile(r"rasa/core/(policies|featurizers)")),
+    ("checking action-server answers (jsonschema)", re.compile(r"jsonschema|_validate_action_result")),
+    ("application code (actions/, bot/)", re.compile(r"\((actions|bot)/")),  # py-spy shows them relative
+    ("rasa_sdk", re.compile(r"rasa_sdk")),
+    ("Rasa message processing (processor, agent, channels)", re.compile(r"rasa/core/|rasa/engine|rasa/graph")),
+    ("HTTP and event loop (sanic, aiohttp, asyncio)", re.compile(r"sanic|aiohttp|httptools|uvloop|asyncio")),
+]
+
+
+def pyspy_profile(pid: int, seconds: int, out: Path) -> list[tuple[str, float]] | None:
+    """Share of busy samples by category (first matching frame from the leaf up), via py-spy."""
+    pyspy = shutil.which("py-spy") or str(VENV_APP / "py-spy")
+    if not Path(pyspy).exists():
+        return None
+    proc = subprocess.run([pyspy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
+                           "--format", "raw", "--output", str(out), "--nonblocking"],
+                          capture_output=True, text=True, timeout=seconds + 60)
+    if proc.returncode != 0 or not out.exists():
+        return None
+    counts: Counter = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack_, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        total += int(n)
+        frames = stack_.split(";")[::-1]  # leaf first
+        for frame in frames:
+            label = next((name for name, rx in CATEGORIES if rx.search(frame)), None)
+            if label:
+                counts[label] += int(n)
+                break
+        else:
+            counts["other Python"] += int(n)
+    return [(k, 100.0 * v / total) for k, v in counts.most_common()] if total else None
+
+
+def top_functions(raw: Path, prefix: str, n: int = 8) -> list[tuple[str, float]]:
+    """Functions under `prefix` (e.g. "rasa/") by inclusive share of busy samples."""
+    if not raw.exists():
+        return []
+    inclusive: Counter = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack_, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        total += int(count)
+        for frame in set(stack_.split(";")):
+            if prefix in frame:
+                inclusive[re.sub(r" \(.*/site-packages/", " (", frame)] += int(count)
+    return [(k, 100.0 * v / total) for k, v in inclusive.most_common(n)] if total else []
+
+
+def nginx_split(log: Path, since: float, rest_port: int, actions_port: int) -> dict[str, float]:
+    """Average time per REST message at the LB, and in custom-action calls per REST message."""
+    rest = actions = 0.0
+    n_rest = n_actions = 0
+    if not log.exists():
+        return {}
+    for line in log.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) < 8 or float(parts[0]) < since:
+            continue
+        port, request_time = int(parts[1]), float(parts[5])
+        if port == rest_port and parts[3] == "/webhooks/rest/webhook":
+            rest += request_time
+            n_rest += 1
+        elif port == actions_port:
+            actions += request_time
+            n_actions += 1
+    if not n_rest:
+        return {}
+    return {"rest_avg_s": rest / n_rest, "action_calls_per_message": n_actions / n_rest,
+            "action_time_per_message_s": actions / n_rest}
+
+
+# ---------------------------------------------------------------- the run
+
+
+def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Namespace, ids_needed: int,
+                profile_dir: Path) -> dict:
+    stack = ProdStack(cfg)
+    out: dict = {"paused": [], "saturation": [], "checks": {}, "profile": {}}
+    try:
+        t = time.monotonic()
+        stack.start()
+        print(f"[{name}] started in {time.monotonic() - t:.0f}s", flush=True)
+        url = f"{stack.urls['rasa']}/webhooks/rest/webhook"
+        if floor:
+            population = Population(list(range(1, ids_needed + 1)), None, f"floor{uuid.uuid4().hex[:6]}")
+        else:
+            ids = add_load_buyers(cfg.app_database_url, ids_needed, first_id=10_000)
+            population = Population(ids, stack.secret_key, "buyer")
+        # Warm-up: a few conversations so every replica has run every code path once.
+        run(url, population, buyers=4, pause=0.0, duration=1, spread=0, floor=floor, name="warm-up",
+            max_conversations=4)
+        results: list[RunResult] = []
+        for level in args.levels:
+            r = run(url, population, buyers=level, pause=args.pause, duration=args.duration, spread=args.spread,
+                    floor=floor, name=f"paused-{level}", max_conversations=args.max_conversations)
+            results.append(r)
+            out["paused"].append(r)
+            print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
+                  f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
+                  f"{r.throughput:.1f} msg/s", flush=True)
+        for c in args.sat:
+            since = time.time()
+            before = cpu_snapshot(stack)
+            profile: dict = {}
+            if not floor and c == max(args.sat) and args.profile:
+                import threading
+
+                def spy() -> None:
+                    time.sleep(3)
+                    for proc_name in ("rasa-1", "actions-1"):
+                        pid = stack.procs[proc_name].pid
+                        raw = profile_dir / f"{proc_name}.txt"
+                        profile[proc_name] = pyspy_profile(pid, max(5, int(args.sat_duration / 2) - 4), raw)
+                        profile[proc_name + " functions"] = top_functions(
+                            raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
+
+                spy_thread = threading.Thread(target=spy)
+                spy_thread.start()
+            r = run(url, population, buyers=c, pause=0.0, duration=args.sat_duration, spread=0, floor=floor,
+                    name=f"nopause-{c}", max_conversations=args.max_conversations)
+            after = cpu_snapshot(stack)
+            if profile or (not floor and c == max(args.sat) and args.profile):
+                spy_thread.join()
+            results.append(r)
+            ok = sum(s.ok for s in r.samples)
+            cpu = {k: (after.get(k, 0) - before.get(k, 0)) / max(ok, 1) * 1000 for k in after}
+            out["saturation"].append((r, cpu))
+            if profile:
+                out["profile"] = profile
+            out["nginx"] = nginx_split(cfg.log_dir / "nginx-access.log", since, cfg.ports.rasa, cfg.ports.actions)
+            print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
+                  f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}", flush=True)
+            print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+                cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05), flush=True)
+        out["checks"] = check_conversations(stack, results, with_app=not floor)
+        print(f"[{name}] checks: {out['checks']}", flush=True)
+    finally:
+        stack.stop()
+        for db in (cfg.app_db, cfg.tracker_db):
+            drop_database(cfg.pg_server, db)
+        drop_lock_keys(cfg)
+    return out
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: float, load: tuple) -> str:
+    lines = ["# Load bench: the production profile under many buyers", "",
+             f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} by `bench/load_bench.py` on "
+             f"this machine ({os.cpu_count()} cores, {platform.python_version()}), load average before the run "
+             f"{load[0]:.2f}. Both the floor and the bot run in the production profile (nginx, 2 Rasa replicas, "
+             "PostgreSQL tracker store, Redis lock store); the floor is a one-rule bot without actions, the bot "
+             "has 2 action servers, the web app and 2 workers on PostgreSQL. One conversation = 6 messages "
+             "(greeting, quality reason, photos later, quote, 确认 → submitted, status, thanks), every answer "
+             "checked." + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
+             f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s, "
+             f"{args.duration:.0f} s per level)", "",
+             "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for f, b in zip(floor["paused"], bot["paused"]):
+        for name, r in (("floor", f), ("bot", b)):
+            ratio = f"{b.pct(95) / f.pct(95):.2f}×" if name == "bot" and f.pct(95) > 0 else ""
+            lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
+                         f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
+                         f"{r.throughput:.1f} | {ratio} |")
+    lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
+              "| buyers | run | msg/s | p50 ms | p95 ms | errors |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
+    for (f, _), (b, _) in zip(floor["saturation"], bot["saturation"]):
+        for name, r in (("floor", f), ("bot", b)):
+            lines.append(f"| {r.buyers} | {name} | {r.throughput:.1f} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} "
+                         f"| {r.errors} |")
+    f_sat = max(r.throughput for r, _ in floor["saturation"])
+    b_sat = max(r.throughput for r, _ in bot["saturation"])
+    lines += ["", f"Saturation throughput: floor **{f_sat:.1f} msg/s**, bot **{b_sat:.1f} msg/s** "
+              f"({b_sat / f_sat:.2f} of the floor; target ≥ 0.5).", ""]
+    lines += ["## Nothing lost, nothing duplicated", "", "| run | " + " | ".join(bot["checks"]) + " |",
+              "| --- |" + " ---: |" * len(bot["checks"])]
+    lines.append("| bot | " + " | ".join(str(v) for v in bot["checks"].values()) + " |")
+    lines.append("| floor | " + " | ".join(str(floor["checks"].get(k, "–")) for k in bot["checks"]) + " |")
+    lines += ["", "## Where the time goes (bot, highest no-pause concurrency)", ""]
+    _, cpu = bot["saturation"][-1]
+    _, fcpu = floor["saturation"][-1]
+    lines += ["CPU milliseconds per answered message, by process kind:", "",
+              "| process | bot | floor |", "| --- | ---: | ---: |"]
+    for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]):
+        if v >= 0.05 or fcpu.get(k, 0) >= 0.05:
+            lines.append(f"| {k} | {v:.1f} | {fcpu.get(k, 0):.1f} |")
+    lines.append(f"| **total** | **{sum(cpu.values()):.1f}** | **{sum(fcpu.values()):.1f}** |")
+    if bot.get("nginx"):
+        n = bot["nginx"]
+        lines += ["", f"At the load balancer: {n['rest_avg_s'] * 1000:.0f} ms per REST message on average, of which "
+                  f"{n['action_time_per_message_s'] * 1000:.0f} ms in {n['action_calls_per_message']:.1f} "
+                  "custom-action calls."]
+    for proc_name, shares in (bot.get("profile") or {}).items():
+        if shares and proc_name.endswith(" functions"):
+            lines += ["", f"py-spy, {proc_name.split()[0]}: functions by inclusive share of busy samples:", "",
+                      "| function | share |", "| --- | ---: |"]
+            lines += [f"| `{k}` | {v:.1f} % |" for k, v in shares]
+        elif shares:
+            lines += ["", f"py-spy, {proc_name}: busy samples by the innermost known layer:", "",
+                      "| where | share |", "| --- | ---: |"]
+            lines += [f"| {k} | {v:.1f} % |" for k, v in shares[:12]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50, 100])
+    parser.add_argument("--pause", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per paused level")
+    parser.add_argument("--spread", type=float, default=15.0, help="start times spread over this many seconds")
+    parser.add_argument("--sat", type=lambda s: [int(x) for x in s.split(",")], default=[8, 24])
+    parser.add_argument("--sat-duration", type=float, default=45.0)
+    parser.add_argument("--max-conversations", type=int, default=2000, help="per run (bounds every loop)")
+    parser.add_argument("--no-profile", dest="profile", action="store_false")
+    parser.add_argument("--offset", type=int, default=30000, help="ports: bot LB 35005…, floor LB 45005…")
+    parser.add_argument("--no-report", action="store_true", help="print only, do not write LOAD_RESULTS.md")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for every process of both stacks (repeatable)")
+    args = parser.parse_args()
+    started, load = time.time(), os.getloadavg()
+    tag = uuid.uuid4().hex[:6]
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    ids_needed = 2 * (sum(args.levels) * int(args.duration / 15 + 2) + sum(args.sat) * int(args.sat_duration / 2)) + 8
+    ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat)) + 8)
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
+        work = Path(tmp)
+        print("training the floor bot …", flush=True)
+        t = time.monotonic()
+        floor_model = train_floor(work / "floor")
+        print(f"floor bot trained in {time.monotonic() - t:.0f}s", flush=True)
+        floor_cfg = ProdConfig(var_dir=work / "floor-var", ports=ProdPorts().shifted(args.offset + 10000),
+                               pg_server=PG_SERVER, app_db=f"bench_{tag}_floor_app",
+                               tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
+                               model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
+                               extra_env=extra_env)
+        profile_dir = ROOT / "var" / "load-bench-profile"
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        floor = bench_stack("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+        bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
+                             app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
+                             extra_env=extra_env)
+        bot = bench_stack("bot", bot_cfg, floor=False, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+        report = write_report(args, floor, bot, started, load)
+        logs = ROOT / "var" / "load-bench-logs"
+        shutil.rmtree(logs, ignore_errors=True)
+        shutil.copytree(bot_cfg.log_dir, logs, ignore=shutil.ignore_patterns("nginx-access.log"))
+    print("\n" + report)
+    if not args.no_report:
+        REPORT.write_text(report)
+        print(f"written to {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

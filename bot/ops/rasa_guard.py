@@ -1,0 +1,289 @@
+"""Rasa-side guards of the production profile (imported by the Rasa server only, through the endpoints and
+credentials files that bot/ops/prod.py writes; nothing but rasa and the standard library is imported).
+
+Why: Rasa 3.6 wraps every tracker store in `FailSafeTrackerStore`, which on a database error *silently*
+carries on with an empty in-memory conversation: while PostgreSQL refuses connections a buyer in the middle
+of an application is treated as a stranger (the form is forgotten, the answer makes no sense), and turns
+handled then are lost. And its REST channel answers an exception with `200 []`: silence.
+
+In the production profile instead:
+- `StrictSQLTrackerStore` retries a failed read or write a few times (a stale pooled connection after a
+  database restart heals on the second try) and then lets the error through, so the message is not handled
+  at all and the conversation stays where it was in PostgreSQL;
+- a custom action that fails (action server killed or hung mid-action, or failing) aborts the message
+  instead of being skipped silently, so the conversation stays where it was;
+- every action-server answer is still checked against Rasa's schema, with a validator built once instead of
+  once per call (a third of Rasa's CPU per message under load, see bench/LOAD_RESULTS.md);
+- `GuardedRestInput` / `GuardedSocketIOInput` (same names and URLs as Rasa's `rest` and `socketio`) answer
+  such a message with a polite apology (REST: status 503 with the apology as the bot's message), refuse
+  malformed bodies with 400, strip control characters, refuse over-long messages politely and do not let a
+  buyer type Rasa's internal intents (/restart, /session_start, /back, /EXTERNAL_…), and answer NO_ANSWER
+  (logged as a dialogue gap) when the dialogue said nothing at all; nothing of the buyer's text is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
+
+from rasa.core import tracker_store as _ts
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
+from rasa.core.channels.rest import RestInput
+from rasa.core.channels.socketio import SocketIOInput
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.logging_setup import install_pii_masking
+
+logger = logging.getLogger(__name__)
+# Personal data (phone numbers, bank cards, addresses) masked in every log line of the Rasa server.
+install_pii_masking()
+
+APOLOGY = "非常抱歉，系统刚刚开了个小差，没能处理您这条消息。请稍等片刻再发一次；已经办好的售后不会受影响。"
+TOO_LONG = "消息太长啦，请分几次发给我（每条不超过{limit}个字）。"
+# When the dialogue produced no answer at all for a message (a gap in the rules/stories), the buyer still
+# hears something; the gap is logged so it can be fixed in the training data.
+NO_ANSWER = "抱歉亲，这句我没接上。可以换个说法再说一次吗？也可以回复“转人工”。"
+MAX_CHARS = int(os.environ.get("BOT_MAX_MESSAGE_CHARS", "2000"))
+MAX_SENDER = 128
+# C0/C1 control characters except tab and newline; PostgreSQL text cannot hold NUL at all.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+RETRIES = 3
+
+
+# ---------------------------------------------------------------- tracker store
+
+
+class TrackerStoreUnavailable(Exception):
+    """The conversation could not be read or written: the message must not be handled."""
+
+
+class StrictSQLTrackerStore(_ts.SQLTrackerStore):
+    """SQLTrackerStore that retries briefly and then fails loudly instead of forgetting the conversation."""
+
+    async def _with_retry(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        import sqlalchemy.exc
+
+        for attempt in range(1, RETRIES + 1):
+            try:
+                return await call()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                    sqlalchemy.exc.DBAPIError) as exc:
+                if attempt == RETRIES:
+                    logger.error("tracker store %s failed %d times: %s", what, attempt, type(exc).__name__)
+                    raise TrackerStoreUnavailable(f"tracker store {what} failed") from exc
+                await asyncio.sleep(0.3 * attempt)
+        raise AssertionError("unreachable")
+
+    async def retrieve(self, sender_id: Text) -> Any:
+        return await self._with_retry("read", lambda: super(StrictSQLTrackerStore, self).retrieve(sender_id))
+
+    async def retrieve_full_tracker(self, sender_id: Text) -> Any:
+        return await self._with_retry(
+            "read", lambda: super(StrictSQLTrackerStore, self).retrieve_full_tracker(sender_id))
+
+    async def save(self, tracker: Any) -> None:
+        await self._with_retry("write", lambda: super(StrictSQLTrackerStore, self).save(tracker))
+
+
+def _strict(method_name: str) -> Callable:
+    original = getattr(_ts.FailSafeTrackerStore, method_name)
+
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(self._tracker_store, StrictSQLTrackerStore):
+            return await getattr(self._tracker_store, method_name)(*args, **kwargs)
+        return await original(self, *args, **kwargs)
+
+    method.__name__ = method_name
+    return method
+
+
+# Only for the strict store: other stores keep Rasa's behaviour.
+for _name in ("retrieve", "retrieve_full_tracker", "save"):
+    setattr(_ts.FailSafeTrackerStore, _name, _strict(_name))
+
+
+# ---------------------------------------------------------------- failed custom actions
+
+
+class ActionServerFailed(Exception):
+    """A custom action could not be run (action server dead, hung or failing): abort the whole message."""
+
+
+_FAILED = "_bot_failed_action"
+
+
+def _install_action_guard() -> None:
+    """Rasa logs a failed custom action and carries on as if it had run (its events lost, the buyer told
+    nothing). Here the message is aborted instead: the conversation is not saved, so it stays where it was,
+    and the channel answers with an apology; sending the message again redoes the turn."""
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.core.processor import MessageProcessor
+
+    original_run = RemoteAction.run
+    original_run_action = MessageProcessor._run_action
+
+    async def run(self: Any, output_channel: Any, nlg: Any, tracker: Any, domain: Any) -> Any:
+        try:
+            return await original_run(self, output_channel, nlg, tracker, domain)
+        except ActionExecutionRejection:
+            raise  # a form's "not this slot": part of the dialogue, not a failure
+        except Exception:
+            setattr(output_channel, _FAILED, self.name())
+            raise
+
+    async def run_action(self: Any, action: Any, tracker: Any, output_channel: Any, nlg: Any,
+                         prediction: Any) -> bool:
+        result = await original_run_action(self, action, tracker, output_channel, nlg, prediction)
+        failed = getattr(output_channel, _FAILED, None)
+        if failed:
+            setattr(output_channel, _FAILED, None)
+            raise ActionServerFailed(failed)
+        return result
+
+    RemoteAction.run = run
+    MessageProcessor._run_action = run_action
+
+
+_install_action_guard()
+
+
+# ---------------------------------------------------------------- faster check of action-server answers
+
+
+def _install_cached_response_validator() -> None:
+    """Rasa checks every action-server answer with `jsonschema.validate(result, schema)`, which re-checks the
+    (large) schema itself and builds a new validator on every call: 30 ms of CPU per action call, a third of
+    the Rasa server's time per message under load (bench/LOAD_RESULTS.md). The same check with one validator
+    built once costs about 7 ms; answers are validated exactly as before."""
+    import jsonschema
+    from rasa.core.actions.action import RemoteAction
+
+    validators: Dict[str, Any] = {}
+
+    def _validate_action_result(self: Any, result: Dict[Text, Any]) -> bool:
+        validator = validators.get("response")
+        if validator is None:
+            schema = self.action_response_format_spec()
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            validator = validators["response"] = cls(schema)
+        try:
+            validator.validate(result)
+            return True
+        except jsonschema.ValidationError as e:
+            e.message += (". Failed to validate Action server response from API, make sure your response from "
+                          "the Action endpoint is valid.")
+            raise e
+
+    RemoteAction._validate_action_result = _validate_action_result
+
+
+_install_cached_response_validator()
+
+
+# ---------------------------------------------------------------- channels
+
+
+# Intents a buyer must not trigger by typing them ("/restart" wiped the conversation without a word; notices
+# come only from the worker through the token-protected HTTP API): typed, they are read as plain text.
+_INTERNAL_INTENT = re.compile(r"^/(restart|session_start|back|EXTERNAL_\w*)\b")
+
+
+def clean_text(text: str) -> str:
+    text = _CONTROL.sub(" ", text).strip()
+    if _INTERNAL_INTENT.match(text):
+        text = "／" + text[1:]  # a full-width slash: no longer an intent payload
+    return text
+
+
+async def _paused(request: Request, sender: str) -> bool:
+    try:
+        tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+        return bool(tracker and tracker.is_paused())
+    except Exception:  # cannot tell: say something rather than nothing
+        return False
+
+
+class GuardedRestInput(RestInput):
+    """Rasa's REST channel (same URL) that never answers a failure with silence."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        webhook = Blueprint("guarded_rest_webhook", __name__)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            try:
+                body = request.json
+            except Exception:  # sanic raises on a body that is not JSON
+                body = None
+            sender = body.get("sender") if isinstance(body, dict) else None
+            text = body.get("message") if isinstance(body, dict) else None
+            metadata = body.get("metadata") if isinstance(body, dict) else None
+            if (not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER
+                    or _CONTROL.search(sender) or not isinstance(text, str)
+                    or not (metadata is None or isinstance(metadata, dict))):
+                return response.json({"error": "bad_request",
+                                      "message": "需要 JSON：{\"sender\": 字符串, \"message\": 字符串, \"metadata\": 对象}"},
+                                     status=400)
+            if len(text) > MAX_CHARS:
+                return response.json([{"recipient_id": sender, "text": TOO_LONG.format(limit=MAX_CHARS)}], status=413)
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(clean_text(text), collector, sender, input_channel=self.name(),
+                                                 metadata=metadata))
+            except Exception as exc:  # tracker store, lock store or anything else: the buyer hears an apology
+                logger.error("message for a conversation not handled: %s", type(exc).__name__)
+                return response.json([{"recipient_id": sender, "text": APOLOGY}], status=503,
+                                     headers={"Retry-After": "2"})
+            if not any((m.get("text") or m.get("buttons") or m.get("image") or m.get("custom"))
+                       for m in collector.messages) and not await _paused(request, sender):
+                # (A paused conversation is with a person in the console: the bot is silent on purpose.)
+                logger.warning("the dialogue gave no answer to a message of %s", sender)
+                return response.json([{"recipient_id": sender, "text": NO_ANSWER}])
+            return response.json(collector.messages)
+
+        return webhook
+
+
+class GuardedSocketIOInput(SocketIOInput):
+    """Rasa's socket.io channel (same path) that says sorry instead of nothing when a message fails."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> "GuardedSocketIOInput":
+        base = SocketIOInput.from_credentials(credentials)
+        guarded = cls.__new__(cls)
+        guarded.__dict__.update(base.__dict__)
+        return guarded
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        async def guarded(message: UserMessage) -> None:
+            text = message.text or ""
+            if len(text) > MAX_CHARS:
+                await message.output_channel.send_text_message(message.sender_id,
+                                                               TOO_LONG.format(limit=MAX_CHARS))
+                return
+            message.text = clean_text(text)
+            try:
+                await on_new_message(message)
+            except Exception as exc:
+                logger.error("socket.io message not handled: %s", type(exc).__name__)
+                await message.output_channel.send_text_message(message.sender_id, APOLOGY)
+
+        return super().blueprint(guarded)
