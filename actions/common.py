@@ -37,7 +37,9 @@ def buyer_id_of(tracker: Tracker) -> int:
     token = metadata.get("buyer_token") if isinstance(metadata, dict) else None
     if token:
         buyer = buyer_from_token(str(token), settings.secret_key)
-        if buyer is None:
+        named = buyer_from_sender(tracker.sender_id or "")
+        # A valid token of one buyer must not write into another buyer's conversation.
+        if buyer is None or (named is not None and named != buyer):
             raise UnknownBuyer("抱歉，您的登录状态已失效，请刷新页面重新登录后再试。")
         return buyer
     buyer = buyer_from_sender(tracker.sender_id or "")

@@ -14,6 +14,17 @@ def status_text(domain: dict[str, Any], facts: StatusFacts) -> str:
     return text_of(domain, f"utter_status_{facts.status}", **facts.as_dict())
 
 
+def already_told(tracker: Tracker) -> bool:
+    """Whether this notice reached the conversation before (a worker that died after sending it, before
+    marking it sent, sends it again; the buyer hears it once)."""
+    notice = next(tracker.get_latest_entity_values("notice_id"), None)
+    if notice is None:
+        return False
+    user_events = [e for e in tracker.events if e.get("event") == "user"]
+    return any(str(ent.get("value")) == str(notice) for e in user_events[:-1]
+               for ent in (e.get("parse_data") or {}).get("entities", []) if ent.get("entity") == "notice_id")
+
+
 class ActionRefundStatus(ServiceAction):
     """State, who must act next, the deadline and the arrival estimate of each recent request."""
 
@@ -41,7 +52,7 @@ class ActionNotifyUpdate(ServiceAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         request_id = next(tracker.get_latest_entity_values("request_id"), None)
-        if request_id is None:
+        if request_id is None or already_told(tracker):
             return []
         # Notices arrive only through Rasa's token-protected HTTP API, addressed by sender id.
         buyer_id = buyer_from_sender(tracker.sender_id)

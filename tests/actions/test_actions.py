@@ -197,3 +197,30 @@ def test_chat_resolution_words_choose_the_kind(services):
     quote = after_sales.quote(services, buyer_id=3, order_no="202611200000000301", reason="missing_item",
                               resolution="refund_only")
     assert quote.kind.value == "refund_only"
+
+
+def test_a_token_of_one_buyer_does_not_open_another_buyers_conversation(services):
+    from bot.identity import buyer_token
+    from bot.settings import load_settings
+
+    token = buyer_token(2, load_settings().secret_key)
+    messages, _ = run(ActionRefundStatus(), tracker(1, intent="ask_refund_progress",
+                                                    metadata={"buyer_token": token}))
+    assert messages[0]["response"] == "utter_error_generic" and "登录" in messages[0]["message"]
+    messages, _ = run(ActionRefundStatus(), tracker(2, intent="ask_refund_progress",
+                                                    metadata={"buyer_token": token}))
+    assert messages[0]["response"] == "utter_no_requests"
+
+
+def test_a_notice_sent_twice_is_said_once(services):
+    from actions.status import ActionNotifyUpdate
+    from rasa_sdk import Tracker
+
+    view = after_sales.submit(services, buyer_id=3, order_no="202611200000000301", reason="quality")
+    entities = [{"entity": "request_id", "value": view.id}, {"entity": "notice_id", "value": 7}]
+    first = {"event": "user", "text": "EXTERNAL", "parse_data": {"entities": entities}}
+    message = {"text": "", "intent": {"name": "EXTERNAL_request_update"}, "entities": entities}
+    once = Tracker("buyer-3", {}, message, [first], False, None, {}, "action_listen")
+    twice = Tracker("buyer-3", {}, message, [first, dict(first)], False, None, {}, "action_listen")
+    assert responses(run(ActionNotifyUpdate(), once)[0]) == ["utter_update"]
+    assert run(ActionNotifyUpdate(), twice)[0] == []
