@@ -4,7 +4,7 @@
 from dataclasses import dataclass
 from datetime import datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from bot.clock import SHANGHAI, local
@@ -59,11 +59,10 @@ def due_visits(svc: Services, limit: int = 50) -> list[tuple[int, int]]:
         return [(r[0], r[1]) for r in rows]
 
 
-def claim_due_visit(session: Session, now: datetime) -> FollowUp | None:
-    """Lock one due, unsent visit for sending in the caller's transaction (other workers skip it)."""
-    return session.scalar(select(FollowUp).where(
-        FollowUp.sent_at.is_(None), FollowUp.cancelled.is_(False), FollowUp.due_at <= now)
-        .order_by(FollowUp.due_at, FollowUp.id).limit(1).with_for_update(skip_locked=True))
+def due_visits_query(now: datetime) -> Select:
+    """Visits due at `now` and not sent yet, oldest first."""
+    return select(FollowUp).where(FollowUp.sent_at.is_(None), FollowUp.cancelled.is_(False),
+                                  FollowUp.due_at <= now).order_by(FollowUp.due_at, FollowUp.id)
 
 
 def mark_sent(svc: Services, follow_up_id: int) -> None:
