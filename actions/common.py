@@ -56,7 +56,7 @@ def shop_of(tracker: Tracker) -> str:
 
 
 def text_of(domain: dict[str, Any], response: str, **values: object) -> str:
-    """A response's first text with its {placeholders} filled, for sentences built from parts."""
+    """A response's first text with its {variables} filled in, for sentences built from parts."""
     text = domain["responses"][response][0]["text"]
     return text.format(**{k: v for k, v in values.items()}) if values else text
 
