@@ -1,5 +1,6 @@
 """Personal data masked in every log line: phone numbers, bank cards, ID card numbers, e-mail addresses and
-street addresses. Standard library only, so the Rasa environment can use it too.
+street addresses. Imports only the standard library and pure bot.domain code, so the Rasa
+environment can use it too.
 
     from bot.logging_setup import install_pii_masking
     install_pii_masking()      # once per process, after logging is configured (idempotent)
@@ -14,6 +15,8 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any
+
+from bot.domain.accounts import luhn_ok
 
 # 138****5678 – mainland mobile numbers, with or without +86 and separators.
 _MOBILE = re.compile(r"(?<![\d])(?:\+?86[- ]?)?(1[3-9]\d)[- ]?(\d{4})[- ]?(\d{4})(?![\d])")
@@ -33,21 +36,11 @@ _STREET = re.compile(
 )
 
 
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def _card(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", match.group(0))
     after_letter = match.start() > 0 and match.string[match.start() - 1].isascii() and \
         match.string[match.start() - 1].isalpha()
-    if not _luhn(digits) or (after_letter and len(digits) < 16):
+    if not luhn_ok(digits) or (after_letter and len(digits) < 16):
         return match.group(0)  # an order or tracking number, not a card
     return f"**** **** {digits[-4:]}"
 

@@ -9,7 +9,8 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _CARD = re.compile(r"\d{16,19}")
 
 
-def _luhn_ok(digits: str) -> bool:
+def luhn_ok(digits: str) -> bool:
+    """The check digit of bank card numbers."""
     total = 0
     for i, ch in enumerate(reversed(digits)):
         n = int(ch)
@@ -25,7 +26,7 @@ def parse_account(value: str) -> tuple[str, str]:
     ident = ident.replace(" ", "")
     if route == "alipay" and (_PHONE.fullmatch(ident) or _EMAIL.fullmatch(ident)):
         return "alipay", ident
-    if route == "bank" and _CARD.fullmatch(ident) and _luhn_ok(ident):
+    if route == "bank" and _CARD.fullmatch(ident) and luhn_ok(ident):
         return "bank", ident
     raise BadAccount(
         "请提供正确的支付宝账号（手机号或邮箱）或银行卡号", value=mask_account(value),
