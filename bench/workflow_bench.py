@@ -5,8 +5,9 @@ For each backend (PostgreSQL in a fresh database it creates and drops; SQLite in
      request lines and their submit events, with the real tables' columns), D of them already due;
   2. time ONE full `sweep_due` (target: under 3 s on PostgreSQL); if it misses, run it again on the same
      backlog under cProfile with an SQL statement census, and print where the time goes;
-  3. transitions/second of T threads calling `after_sales.act(..., "approve_return")` on distinct requests,
-     next to a floor measured in the same run: T threads each doing a bare
+  3. transitions/second of C clients (processes by default, --client-mode threads for one process)
+     calling `after_sales.act(..., "approve_return")` on distinct requests, next to a floor measured in
+     the same run the same way: C clients each doing a bare
      `UPDATE after_sales SET status=..., version=version+1 WHERE id=...` + `INSERT INTO events ...`,
      committed per transition (target: service >= 1/3 of the floor).
 
@@ -19,6 +20,7 @@ Prints the figures and appends a section to bench/RESULTS.md.
 import argparse
 import cProfile
 import io
+import multiprocessing
 import os
 import platform
 import pstats
@@ -30,7 +32,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -315,77 +317,96 @@ def _split(ids: list[int], parts: int) -> list[list[int]]:
     return [ids[i::parts] for i in range(parts)]
 
 
-def service_rate(svc: Services, ids: list[int], threads: int) -> tuple[float, int]:
-    """Transitions/second of `threads` clients each approving their own requests through the service."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(threads + 1)
+Client = Callable[[int], None]  # applies one transition to the request with this id
 
-    with svc.sessions() as session:
-        kinds = dict(session.execute(select(AfterSale.id, AfterSale.kind).where(AfterSale.id.in_(ids))).all())
 
-    def client(n: int, mine: list[int]) -> None:
-        actor = Actor(f"staff:bench{n}", Role.REVIEWER)
+def clients_rate(make_client: Callable[[int], Client], ids: list[int], warm: list[int], clients: int,
+                 mode: str) -> float:
+    """Transitions/second of `clients` concurrent clients, each on its own share of `ids`.
+
+    Each client connects and warms up (statement caches, prepared statements) on its share of `warm`
+    before a common start. mode "processes": every client is a process of its own, like the API's
+    worker processes or separate programs; "threads": all clients share this process and its GIL.
+    """
+    ctx = multiprocessing.get_context("fork")
+    processes = mode == "processes"
+    start = ctx.Barrier(clients + 1) if processes else threading.Barrier(clients + 1)
+    failures = ctx.Queue()
+
+    def body(n: int, warm_part: list[int], part: list[int]) -> None:
+        apply = make_client(n)
+        for rid in warm_part:
+            apply(rid)
         start.wait()
-        for rid in mine:
+        for rid in part:
+            try:
+                apply(rid)
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                failures.put(repr(exc))
+
+    def process_body(n: int, warm_part: list[int], part: list[int]) -> None:
+        try:
+            body(n, warm_part, part)
+        finally:
+            os._exit(0)  # no clean-up of what the fork copied from the parent (its pooled connections)
+
+    kind = ctx.Process if processes else threading.Thread
+    runners = [kind(target=process_body if processes else body, args=(n, w, p))
+               for n, (w, p) in enumerate(zip(_split(warm, clients), _split(ids, clients)))]
+    for r in runners:
+        r.start()
+    start.wait()
+    started = time.perf_counter()
+    for r in runners:
+        r.join()
+    elapsed = time.perf_counter() - started
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    if errors:
+        raise RuntimeError(f"{len(errors)} transitions failed, first: {errors[0]}")
+    return len(ids) / elapsed
+
+
+def service_client(url: str, kinds: dict[int, str]) -> Callable[[int], Client]:
+    """A reviewer approving requests through `after_sales.act`, with its own engine."""
+    def make(n: int) -> Client:
+        svc = services(url, FakeClock(NOW))
+        actor = Actor(f"staff:bench{n}", Role.REVIEWER)
+
+        def apply(rid: int) -> None:
             # The review decision that fits the request: a refund-only request is approved as a refund.
             action = "approve_refund" if kinds[rid] == "refund_only" else "approve_return"
-            try:
-                after_sales.act(svc, rid, action, actor=actor)
-            except BaseException as exc:  # noqa: BLE001 - counted and reported
-                errors.append(exc)
-
-    workers = [threading.Thread(target=client, args=(n, part)) for n, part in enumerate(_split(ids, threads))]
-    for w in workers:
-        w.start()
-    start.wait()
-    started = time.perf_counter()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - started
-    if errors:
-        raise RuntimeError(f"{len(errors)} service transitions failed, first: {errors[0]!r}")
-    return len(ids) / elapsed, len(ids)
+            after_sales.act(svc, rid, action, actor=actor)
+        return apply
+    return make
 
 
-def raw_rate(url: str, ids: list[int], threads: int) -> tuple[float, int]:
+def raw_client(url: str) -> Callable[[int], Client]:
     """The floor: a bare UPDATE + INSERT INTO events per transition, committed each time, no ORM."""
-    engine = make_engine(url)
-    pg = engine.dialect.name == "postgresql"
-    p = "%s" if pg else "?"
-    upd = f"UPDATE after_sales SET status = {p}, version = version + 1 WHERE id = {p}"
-    ins = (f"INSERT INTO events (after_sale_id, order_id, at, actor, role, action, from_status, to_status, rule, "
-           f"reason, data) VALUES ({p}, NULL, {p}, {p}, 'reviewer', 'approve_return', 'requested', "
-           f"'awaiting_return', 'workflow.approve_return', NULL, '{{}}')")
-    at = NOW if pg else NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
-    start = threading.Barrier(threads + 1)
-
-    def client(n: int, mine: list[int]) -> None:
+    def make(n: int) -> Client:
+        engine = make_engine(url)
+        pg = engine.dialect.name == "postgresql"
+        p = "%s" if pg else "?"
+        upd = f"UPDATE after_sales SET status = {p}, version = version + 1 WHERE id = {p}"
+        ins = (f"INSERT INTO events (after_sale_id, order_id, at, actor, role, action, from_status, to_status, "
+               f"rule, reason, data) VALUES ({p}, NULL, {p}, {p}, 'reviewer', 'approve_return', 'requested', "
+               f"'awaiting_return', 'workflow.approve_return', NULL, '{{}}')")
+        at = NOW if pg else NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
         raw = engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            start.wait()
-            for rid in mine:
-                if not pg:
-                    cur.execute("BEGIN IMMEDIATE")
-                cur.execute(upd, ("awaiting_return", rid))
-                cur.execute(ins, (rid, at, f"staff:raw{n}"))
-                if pg:
-                    raw.commit()
-                else:
-                    cur.execute("COMMIT")
-        finally:
-            raw.close()
+        cur = raw.cursor()
 
-    workers = [threading.Thread(target=client, args=(n, part)) for n, part in enumerate(_split(ids, threads))]
-    for w in workers:
-        w.start()
-    start.wait()
-    started = time.perf_counter()
-    for w in workers:
-        w.join()
-    elapsed = time.perf_counter() - started
-    engine.dispose()
-    return len(ids) / elapsed, len(ids)
+        def apply(rid: int) -> None:
+            if not pg:
+                cur.execute("BEGIN IMMEDIATE")
+            cur.execute(upd, ("awaiting_return", rid))
+            cur.execute(ins, (rid, at, f"staff:raw{n}"))
+            if pg:
+                raw.commit()
+            else:
+                cur.execute("COMMIT")
+        return apply
+    return make
 
 
 # ---------------------------------------------------------------- one backend
@@ -448,14 +469,17 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict:
     with svc.sessions() as session:
         idle = list(session.scalars(select(AfterSale.id).where(AfterSale.status == "requested",
                                                                AfterSale.deadline_at > NOW)
-                                    .order_by(AfterSale.id).limit(2 * args.transitions + 4 * args.threads)))
-    warm, idle = idle[: 4 * args.threads], idle[4 * args.threads:]
-    service_rate(svc, warm, args.threads)  # warm the pool, the policy cache and the statement caches
-    svc_tps, svc_n = service_rate(svc, idle[: args.transitions], args.threads)
-    raw_tps, raw_n = raw_rate(url, idle[args.transitions: 2 * args.transitions], args.threads)
+                                    .order_by(AfterSale.id).limit(2 * args.transitions + 8 * args.clients)))
+        kinds = dict(session.execute(select(AfterSale.id, AfterSale.kind).where(AfterSale.id.in_(idle))).all())
+    svc.sessions.kw["bind"].dispose()  # the clients open their own connections
+    warm, idle = idle[: 8 * args.clients], idle[8 * args.clients:]
+    n = args.transitions
+    svc_tps = clients_rate(service_client(url, kinds), idle[:n], warm[::2], args.clients, args.client_mode)
+    raw_tps = clients_rate(raw_client(url), idle[n: 2 * n], warm[1::2], args.clients, args.client_mode)
     ratio = svc_tps / raw_tps
-    print(f"{args.threads} threads, act(approve_return): {svc_tps:,.0f} transitions/s over {svc_n:,}", flush=True)
-    print(f"{args.threads} threads, raw UPDATE+INSERT floor: {raw_tps:,.0f} transitions/s over {raw_n:,}", flush=True)
+    who = f"{args.clients} client {args.client_mode}"
+    print(f"{who}, act(approve_return): {svc_tps:,.0f} transitions/s over {n:,}", flush=True)
+    print(f"{who}, raw UPDATE+INSERT floor: {raw_tps:,.0f} transitions/s over {n:,}", flush=True)
     print(f"service / floor = {ratio:.2f} (target >= 0.33: {'met' if ratio >= RATIO_TARGET else 'MISSED'})",
           flush=True)
     svc.sessions.kw["bind"].dispose()
@@ -468,7 +492,8 @@ def write_results(args: argparse.Namespace, results: list[dict], started: float)
     lines = [
         f"\n## Run {datetime.now().astimezone().isoformat(timespec='seconds')}",
         "",
-        f"`{' '.join(sys.argv)}` — {args.requests:,} open requests, {args.due:,} due, {args.threads} client threads, "
+        f"`{' '.join(sys.argv)}` — {args.requests:,} open requests, {args.due:,} due, {args.clients} client "
+        f"{args.client_mode}, "
         f"{args.transitions:,} transitions per measurement; Python {platform.python_version()}, SQLAlchemy "
         f"{sqlalchemy.__version__}, {os.cpu_count()} CPUs, load average {args.load_before:.1f} before and "
         f"{os.getloadavg()[0]:.1f} after (other work on the host skews the figures); "
@@ -505,7 +530,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100_000, help="open requests to insert (100,000)")
     parser.add_argument("--due", type=int, default=10_000, help="of which already due (10,000)")
     parser.add_argument("--buyers", type=int, default=5_000, help="buyers the orders are spread over")
-    parser.add_argument("--threads", type=int, default=8, help="concurrent client threads (8)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
+    parser.add_argument("--client-mode", choices=("processes", "threads"), default="processes",
+                        help="clients as separate processes (default, like API workers) or threads of this one")
     parser.add_argument("--transitions", type=int, default=2_400, help="transitions per throughput measurement")
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both by default)")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the scratch database")

@@ -13,7 +13,9 @@ echo "== NLU components (Rasa environment)"
 .venv/rasa/bin/python -m pytest -q -p no:cacheprovider --confcutdir=tests/nlu tests/nlu
 
 echo "== conversation tests (rasa test core, every prediction must be right)"
-.venv/rasa/bin/rasa test core --model models/current.tar.gz --stories tests/stories \
+# endpoints.yml reads these from the environment; without them Rasa would create a file named "${BOT_TRACKER_DB}".
+BOT_TRACKER_DB="$(realpath "$artifacts")/rasa-test-tracker.db" BOT_ACTION_URL="http://127.0.0.1:9/webhook" \
+  .venv/rasa/bin/rasa test core --model models/current.tar.gz --stories tests/stories \
     --fail-on-prediction-errors --out "$artifacts/rasa-test" --no-plot >"$artifacts/rasa-test.log" 2>&1 \
   || { tail -40 "$artifacts/rasa-test.log"; cat "$artifacts/rasa-test/failed_test_stories.yml" 2>/dev/null | head -80; exit 1; }
 grep -h "Correct:\|Accuracy:" "$artifacts/rasa-test.log" | head -4 || true

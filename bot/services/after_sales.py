@@ -3,10 +3,9 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
-from sqlalchemy.orm.exc import StaleDataError
 
 from bot.domain import errors
 from bot.domain.accounts import mask_account, parse_account
@@ -15,12 +14,14 @@ from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
 from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
-from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Task
+from bot.persistence.bulk import insert_many, insert_with, update_many
+from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Shop, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
 from bot.services.follow_ups import queue_follow_up
 
 SYSTEM_ACTOR = "system"
+Db = Session | Connection  # both run Core queries; transitions accept either
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,83 @@ class RequestView:
                 for i in row.items
             ),
         )
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What a transition reads of a request: its own columns, its order's number and state, its shop.
+
+    Transitions, the timer sweep and payouts work on this plain record, read with one Core query,
+    instead of ORM objects: loading a request with its order, shop and lines through the ORM cost
+    several times the transition's own writes.
+    """
+
+    id: int
+    order_id: int
+    buyer_id: int
+    kind: str
+    status: str
+    reason: str
+    version: int
+    refund_fen: int
+    freight_refund_fen: int
+    refund_route: str
+    refund_account: str | None
+    rule_id: str
+    preset: str
+    deadline_at: datetime | None
+    deadline_kind: str | None
+    last_reason_note: str | None
+    order_no: str
+    order_state: str
+    shop_code: str
+
+    @classmethod
+    def of(cls, row: AfterSale) -> "Subject":
+        """From an ORM row whose order and shop are loaded."""
+        return cls(**{name: getattr(row, name) for name in _OWN_COLUMNS}, order_no=row.order.order_no,
+                   order_state=row.order.state, shop_code=row.order.shop.code)
+
+
+_OWN_COLUMNS = ("id", "order_id", "buyer_id", "kind", "status", "reason", "version", "refund_fen",
+                "freight_refund_fen", "refund_route", "refund_account", "rule_id", "preset", "deadline_at",
+                "deadline_kind", "last_reason_note")
+_T = AfterSale.__table__
+# Built once: SQLAlchemy then reuses the compiled SQL and its cache key on every transition.
+SUBJECT_QUERY = (select(*(_T.c[name] for name in _OWN_COLUMNS), Order.order_no,
+                        Order.state.label("order_state"), Shop.code.label("shop_code"))
+                 .join_from(_T, Order.__table__, Order.id == _T.c.order_id)
+                 .join(Shop.__table__, Shop.id == Order.shop_id))
+_LINE_COLUMNS = (AfterSaleItem.order_item_id, OrderItem.name.label("item_name"), OrderItem.spec.label("item_spec"),
+                 AfterSaleItem.quantity.label("item_quantity"), AfterSaleItem.refund_fen.label("item_refund_fen"))
+# act(): the request and its lines in one round trip (one row per line), only the request's row locked.
+_SUBJECT_WITH_LINES_FOR_UPDATE = (
+    SUBJECT_QUERY.add_columns(*_LINE_COLUMNS)
+    .outerjoin(AfterSaleItem.__table__, AfterSaleItem.after_sale_id == _T.c.id)
+    .outerjoin(OrderItem.__table__, OrderItem.id == AfterSaleItem.order_item_id)
+    .where(_T.c.id == bindparam("request_id")).order_by(AfterSaleItem.id).with_for_update(of=_T))
+_LINE_NAMES = ("order_item_id", "item_name", "item_spec", "item_quantity", "item_refund_fen")
+
+
+def subject_of(row: object) -> Subject:
+    """From a row of SUBJECT_QUERY (extra columns ignored)."""
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return Subject(**{name: mapping[name] for name in _SUBJECT_FIELDS})
+
+
+_SUBJECT_FIELDS = (*_OWN_COLUMNS, "order_no", "order_state", "shop_code")
+
+
+def view_after(change: "Change", lines: tuple[QuoteLine, ...]) -> RequestView:
+    """The request as `change` leaves it (no second read)."""
+    row, values = change.row, change.values
+    return RequestView(
+        id=row.id, order_no=row.order_no, kind=row.kind, status=change.target.value, reason=row.reason,
+        refund_fen=row.refund_fen + row.freight_refund_fen, deadline_at=values["deadline_at"],  # type: ignore[arg-type]
+        deadline_kind=values["deadline_kind"], rule_id=row.rule_id,  # type: ignore[arg-type]
+        refund_route=row.refund_route, refund_account_masked=mask_account(row.refund_account),
+        last_reason_note=values.get("last_reason_note", row.last_reason_note),  # type: ignore[arg-type]
+        version=row.version + 1, lines=lines)
 
 
 # ---------------------------------------------------------------- helpers
@@ -188,8 +266,12 @@ def kind_for_order(order: Order, resolution: str | None, decision: Decision, at:
 
 
 def review_timer_for(order: Order) -> str:
+    return review_timer_for_state(order.state)
+
+
+def review_timer_for_state(order_state: str) -> str:
     """Taobao gives the seller less time to review a refund of an unshipped order."""
-    return "review_unshipped" if order.state == "confirmed" else "review"
+    return "review_unshipped" if order_state == "confirmed" else "review"
 
 
 def within_no_reason_days(order: Order, at: datetime, policy: Policy) -> bool:
@@ -343,7 +425,16 @@ def _load_for_update(session: Session, request_id: int) -> AfterSale:
     return row
 
 
-def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reason: str | None) -> Move:
+def _subject_for_update(db: Connection, request_id: int) -> tuple[Subject, tuple[QuoteLine, ...]]:
+    """The request's facts and lines, its row locked until the transaction ends."""
+    rows = db.execute(_SUBJECT_WITH_LINES_FOR_UPDATE, {"request_id": request_id}).all()
+    if not rows:
+        raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
+    lines = tuple(QuoteLine(*(r._mapping[name] for name in _LINE_NAMES)) for r in rows if r.order_item_id is not None)
+    return subject_of(rows[0]), lines
+
+
+def _authorise(db: Db, row: Subject, action: str, actor: Actor, reason: str | None) -> Move:
     """The move, if `actor` may take `action` now; raises before anything happens otherwise."""
     move = find_move(action, Status(row.status), actor.role)
     if move.needs_reason and not (reason and reason.strip()):
@@ -353,11 +444,11 @@ def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reas
     if not route_allows(action, row.refund_route):
         raise errors.InvalidTransition(
             f"cannot {action} a refund whose route is {row.refund_route}", action=action, route=row.refund_route)
-    if action == "reject" and session.scalar(select(Event.id).where(
+    if action == "reject" and db.scalar(select(Event.id).where(
             Event.after_sale_id == row.id, Event.action == "arbitrate_for_buyer").limit(1)) is not None:
         raise errors.InvalidTransition("平台的判定对双方都有约束力，不能再拒绝", action=action)
     if action in PAYOUT_ACTIONS:
-        approvers = set(session.scalars(select(Event.actor).where(
+        approvers = set(db.scalars(select(Event.actor).where(
             Event.after_sale_id == row.id, Event.action.in_(APPROVING_ACTIONS))))
         if actor.name in approvers:
             raise errors.SameActor("同一个人不能既审核又打款", actor=actor.name)
@@ -368,26 +459,26 @@ def _authorise(session: Session, row: AfterSale, action: str, actor: Actor, reas
 class Change:
     """One transition worked out but not yet written: the row's new values, its event, its notice."""
 
-    row: AfterSale
+    row: Subject
     target: Status
     values: dict[str, object]
     event: dict[str, object]
     notice: dict[str, object] | None
 
 
-def _plan(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
+def _plan(db: Db, svc: Services, row: Subject, action: str, actor: Actor, *, reason: str | None,
           rule: str | None = None, data: dict | None = None, now: datetime | None = None) -> Change:
     """Work out a move by `action` (status, timer, audit event, buyer notice); raises if not allowed."""
     source = Status(row.status)
-    move = _authorise(session, row, action, actor, reason)
+    move = _authorise(db, row, action, actor, reason)
     now = now or svc.clock.now()
-    policy = svc.policies(row.order.shop.code)
+    policy = svc.policies(row.shop_code)
     target = move.target
     values: dict[str, object] = {"status": target.value, "updated_at": now}
     timer = TIMER_ON_ENTRY.get(target)
     if timer:
         if timer == "review":
-            timer = review_timer_for(row.order)
+            timer = review_timer_for_state(row.order_state)
         deadline: datetime | None = now + policy.timer(timer)
         values.update(deadline_at=deadline, deadline_kind=TIMER_ON_ENTRY[target])
     else:
@@ -414,64 +505,74 @@ def _plan(session: Session, svc: Services, row: AfterSale, action: str, actor: A
 
 def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: Actor, *, reason: str | None,
            rule: str | None = None, data: dict | None = None) -> None:
-    """Move `row` by `action` in the open transaction: status, timer, audit, buyer notice."""
-    change = _plan(session, svc, row, action, actor, reason=reason, rule=rule, data=data)
+    """Move the ORM `row` by `action` in the open transaction: status, timer, audit, buyer notice.
+
+    For use cases that also change other columns of the row (ship back, seller shipped, replacement).
+    """
+    change = _plan(session, svc, Subject.of(row), action, actor, reason=reason, rule=rule, data=data)
     for column, value in change.values.items():
         setattr(row, column, value)
     session.add(Event(**change.event))
     if change.notice:
         session.add(Outbox(**change.notice))
-    if change.target in (Status.REFUNDED, Status.EXCHANGED):
-        queue_follow_up(session, svc, row, change.values["updated_at"])  # type: ignore[arg-type]
+    if change.target in FOLLOWED_UP:
+        queue_follow_up(session, svc, change.row, change.values["updated_at"])  # type: ignore[arg-type]
 
 
-def write_changes(session: Session, changes: list[Change]) -> None:
-    """Write many planned changes with a few executemany statements (the timer sweep's path).
+FOLLOWED_UP = frozenset({Status.REFUNDED, Status.EXCHANGED})  # a visit is queued on entering these
+
+
+def write_changes(db: Connection, changes: list[Change]) -> None:
+    """Write planned changes with a few statements (bot.persistence.bulk): act() and the timer sweep.
 
     The rows are locked by the caller; the version check still guards against a writer that did
-    not lock. Only statuses without follow-up visits come through here.
+    not lock. Follow-up visits are the caller's (see act()).
     """
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for change in changes:
-        assert change.target not in (Status.REFUNDED, Status.EXCHANGED)
-        keys = tuple(sorted(change.values))
-        groups.setdefault(keys, []).append({**{f"v_{k}": v for k, v in change.values.items()},
-                                            "b_id": change.row.id, "b_version": change.row.version})
-    table = AfterSale.__table__
-    for keys, params in groups.items():
-        statement = (update(table).where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-                     .values({**{k: bindparam(f"v_{k}") for k in keys}, "version": table.c.version + 1}))
-        result = session.connection().execute(statement, params)
-        if result.rowcount not in (-1, len(params)):
-            raise errors.Conflict("售后单在处理中被改动，请重试", expected=len(params), updated=result.rowcount)
-    session.connection().execute(insert(Event.__table__), [c.event for c in changes])
-    notices = [c.notice for c in changes if c.notice]
-    if notices:
-        session.connection().execute(insert(Outbox.__table__), notices)
+        groups.setdefault(tuple(sorted(change.values)), []).append(
+            {**change.values, "id": change.row.id, "version": change.row.version})
+    for rows in groups.values():
+        updated = update_many(db, _T, rows)
+        if updated != len(rows):
+            raise errors.Conflict("售后单在处理中被改动，请重试", expected=len(rows), updated=updated)
+    if len(changes) == 1:
+        insert_with(db, Event.__table__, changes[0].event, Outbox.__table__, changes[0].notice)
+        return
+    insert_many(db, Event.__table__, [c.event for c in changes])
+    insert_many(db, Outbox.__table__, [c.notice for c in changes if c.notice])
 
 
 def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: str | None = None,
         expected_version: int | None = None, buyer_id: int | None = None) -> RequestView:
-    """Take `action` on a request as `actor`; exactly one of two simultaneous agents wins."""
-    try:
-        with svc.sessions() as session, session.begin():
-            row = _load_for_update(session, request_id)
-            if buyer_id is not None and row.buyer_id != buyer_id:
-                raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
-            if expected_version is not None and row.version != expected_version:
-                raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
-                                      expected=expected_version, current=row.version)
-            if action in PAYOUT_ACTIONS:
-                _authorise(session, row, action, actor, reason)  # never pay for a refused action
+    """Take `action` on a request as `actor`; exactly one of two simultaneous agents wins.
+
+    The row is locked while the move is checked and written; `expected_version` (what the agent saw)
+    turns a late second click into a conflict instead of a second move.
+    """
+    # Core statements on one connection: the ORM's unit of work and result processing cost several
+    # times these few statements. Payouts and follow-up visits, rarer, go through a Session on it.
+    with svc.sessions.kw["bind"].begin() as connection:
+        row, lines = _subject_for_update(connection, request_id)
+        if buyer_id is not None and row.buyer_id != buyer_id:
+            raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
+        if expected_version is not None and row.version != expected_version:
+            raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
+                                  expected=expected_version, current=row.version)
+        if action in PAYOUT_ACTIONS:
+            _authorise(connection, row, action, actor, reason)  # never pay for a refused action
+            with Session(bind=connection) as session:
                 _pay(session, svc, row, actor)
-            _apply(session, svc, row, action, actor, reason=reason)
-            session.flush()
-            return RequestView.of(row)
-    except StaleDataError:
-        raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作", request_id=request_id) from None
+        change = _plan(connection, svc, row, action, actor, reason=reason)
+        write_changes(connection, [change])
+        if change.target in FOLLOWED_UP:
+            with Session(bind=connection) as session:
+                queue_follow_up(session, svc, row, change.values["updated_at"])  # type: ignore[arg-type]
+                session.flush()
+        return view_after(change, lines)
 
 
-def _pay(session: Session, svc: Services, row: AfterSale, actor: Actor) -> None:
+def _pay(session: Session, svc: Services, row: AfterSale | Subject, actor: Actor) -> None:
     """Pay the refund once: the idempotency key is the request, so a retry finds the first payout."""
     key = f"after_sale:{row.id}:refund"
     if session.scalar(select(func.count()).select_from(Payout).where(Payout.idempotency_key == key)):

@@ -3,6 +3,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -14,6 +15,9 @@ from bot.persistence.models import AfterSale, Buyer, FollowUp, Payout, Task
 from bot.services.arrival import add_workdays
 from bot.services.context import Services
 
+if TYPE_CHECKING:
+    from bot.services.after_sales import Subject
+
 LOW_RATING = 2  # this or lower opens a task for a supervisor
 VISIT_HOUR = 10  # visits go out at 10:00 China time, not in the middle of the night
 
@@ -23,14 +27,14 @@ def due_time(at: datetime, workdays: int) -> datetime:
     return datetime.combine(day, time(VISIT_HOUR), SHANGHAI)
 
 
-def queue_follow_up(session: Session, svc: Services, row: AfterSale, at: datetime) -> None:
+def queue_follow_up(session: Session, svc: Services, row: "Subject", at: datetime) -> None:
     """In the caller's transaction: one visit per request, unless the buyer opted out."""
     buyer = session.get(Buyer, row.buyer_id)
     if buyer is None or buyer.follow_up_opt_out:
         return
     if session.scalar(select(FollowUp.id).where(FollowUp.after_sale_id == row.id)) is not None:
         return
-    policy = svc.policies(row.order.shop.code)
+    policy = svc.policies(row.shop_code)
     workdays = max(int(policy.timer("follow_up_delay_workdays").days), 0)
     session.add(FollowUp(after_sale_id=row.id, buyer_id=row.buyer_id,
                          kind="exchange" if row.kind == Kind.EXCHANGE.value else "refund",

@@ -212,9 +212,9 @@ def test_a_sweep_that_crashes_half_way_keeps_earlier_batches_and_the_next_finish
         return real_plan(*args, **kwargs)
 
     monkeypatch.setattr(timers, "_plan", failing_plan)
-    # when it crashes
+    # when it crashes (one lane: the batches run one after the other)
     with pytest.raises(RuntimeError):
-        sweep_due(svc, batch=2)
+        sweep_due(svc, batch=2, lanes=1)
     # then the first batch stayed committed and the failed batch left no trace
     done = [rid for rid in ids if system_events(svc, rid)]
     assert done == calls[:2]
@@ -223,7 +223,18 @@ def test_a_sweep_that_crashes_half_way_keeps_earlier_batches_and_the_next_finish
     # when the next (healthy) sweep runs
     monkeypatch.setattr(timers, "_plan", real_plan)
     # then it applies exactly the rest, and every deadline was applied once
-    assert sweep_due(svc, batch=2) == 3
+    assert sweep_due(svc, batch=2, lanes=1) == 3
     assert [len(system_events(svc, rid)) for rid in ids] == [1] * 5
     assert [len(outbox_of(svc, rid)) for rid in ids] == [1] * 5
     assert {row(svc, rid).status for rid in ids} == {"awaiting_return"}
+
+
+def test_two_lanes_of_one_sweep_share_the_batches_and_apply_each_deadline_once(svc, clock):
+    # given five due requests
+    ids = _five_requests_due(svc, clock)
+    # when one sweep runs them in two lanes, batches of one
+    assert sweep_due(svc, batch=1, lanes=2) == 5
+    # then each deadline was applied once, with one notice each
+    assert [len(system_events(svc, rid)) for rid in ids] == [1] * 5
+    assert [len(outbox_of(svc, rid)) for rid in ids] == [1] * 5
+    assert sweep_due(svc, batch=1, lanes=2) == 0
