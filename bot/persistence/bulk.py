@@ -8,7 +8,7 @@ get an ordinary executemany. Rows are dicts with the same keys; values are what 
 from collections.abc import Sequence
 from functools import lru_cache
 
-from sqlalchemy import Column, Connection, Table, bindparam, insert, update
+from sqlalchemy import Column, Connection, Table, bindparam, cast, insert, select, update
 from sqlalchemy.types import JSON, TypeDecorator
 
 SMALL = 8  # below this many rows the array statement saves nothing
@@ -83,22 +83,36 @@ def update_many(conn: Connection, table: Table, rows: Sequence[dict[str, object]
     return result.rowcount
 
 
-def insert_with(conn: Connection, table: Table, row: dict[str, object], also: Table | None,
-                also_row: dict[str, object] | None) -> None:
-    """INSERT `row` into `table` and, when given, `also_row` into `also`: on PostgreSQL in one statement
-    (a data-modifying WITH), which saves a round trip and the driver's work for a second statement."""
-    if also is None or also_row is None:
-        conn.execute(_insert_statement(table), row)
-        return
-    if conn.dialect.name != "postgresql":
-        conn.execute(_insert_statement(table), row)
-        conn.execute(_insert_statement(also), also_row)
-        return
-    conn.execute(_insert_pair(table, tuple(row), also, tuple(also_row)),
-                 {**{f"a_{k}": v for k, v in row.items()}, **{f"b_{k}": v for k, v in also_row.items()}})
+def update_and_insert(conn: Connection, table: Table, row: dict[str, object],
+                      inserts: Sequence[tuple[Table, dict[str, object]]], *, key: str = "id",
+                      version: str = "version") -> int:
+    """UPDATE one row (its `key` and `version` must match; version + 1) and, only if it matched, INSERT
+    each (table, row) of `inserts`. On PostgreSQL this is one statement (data-modifying WITH), which
+    saves the driver's work and a round trip per insert. Returns 1 if the row matched, else 0."""
+    if conn.dialect.name != "postgresql" or not inserts:
+        matched = update_many(conn, table, [row], key=key, version=version)
+        if matched:
+            for other, values in inserts:
+                conn.execute(_insert_statement(other), values)
+        return matched
+    names = tuple(n for n in row if n not in (key, version))
+    shape = tuple((other, tuple(values)) for other, values in inserts)
+    params = {"b_key": row[key], "b_version": row[version], **{f"v_{n}": row[n] for n in names}}
+    for i, (_, values) in enumerate(inserts):
+        params.update({f"i{i}_{n}": v for n, v in values.items()})
+    return conn.execute(_update_and_insert_statement(table, key, version, names, shape), params).rowcount
 
 
-@lru_cache(maxsize=16)
-def _insert_pair(table: Table, names: tuple[str, ...], also: Table, also_names: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    first = insert(table).values({n: bindparam(f"a_{n}") for n in names}).cte(f"new_{table.name}")
-    return insert(also).values({n: bindparam(f"b_{n}") for n in also_names}).add_cte(first)
+@lru_cache(maxsize=64)
+def _update_and_insert_statement(table: Table, key: str, version: str, names: tuple[str, ...],
+                                 shape: tuple[tuple[Table, tuple[str, ...]], ...]):  # type: ignore[no-untyped-def]
+    moved = _update_statement(table, key, version, names).returning(table.c[key]).cte("moved")
+
+    def insert_from_moved(i: int, other: Table, columns: tuple[str, ...]):  # type: ignore[no-untyped-def]
+        # Typed parameters: in a SELECT list PostgreSQL would otherwise take a string for text, not JSON.
+        values = select(*(cast(bindparam(f"i{i}_{n}", type_=other.c[n].type), other.c[n].type) for n in columns))
+        return insert(other).from_select(list(columns), values.select_from(moved))
+
+    ctes = [moved] + [insert_from_moved(i, other, columns).cte(f"new_{i}") for i, (other, columns) in enumerate(shape[:-1])]
+    last = len(shape) - 1
+    return insert_from_moved(last, *shape[last]).add_cte(*ctes)

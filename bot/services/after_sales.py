@@ -14,7 +14,7 @@ from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
 from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
-from bot.persistence.bulk import insert_many, insert_with, update_many
+from bot.persistence.bulk import insert_many, update_and_insert, update_many
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Shop, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
@@ -528,6 +528,13 @@ def write_changes(db: Connection, changes: list[Change]) -> None:
     The rows are locked by the caller; the version check still guards against a writer that did
     not lock. Follow-up visits are the caller's (see act()).
     """
+    if len(changes) == 1:  # act(): the update and its audit event and notice in one statement
+        change = changes[0]
+        inserts = [(Event.__table__, change.event)] + ([(Outbox.__table__, change.notice)] if change.notice else [])
+        if not update_and_insert(db, _T, {**change.values, "id": change.row.id, "version": change.row.version},
+                                 inserts):
+            raise errors.Conflict("售后单在处理中被改动，请重试", request_id=change.row.id)
+        return
     groups: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for change in changes:
         groups.setdefault(tuple(sorted(change.values)), []).append(
@@ -536,9 +543,6 @@ def write_changes(db: Connection, changes: list[Change]) -> None:
         updated = update_many(db, _T, rows)
         if updated != len(rows):
             raise errors.Conflict("售后单在处理中被改动，请重试", expected=len(rows), updated=updated)
-    if len(changes) == 1:
-        insert_with(db, Event.__table__, changes[0].event, Outbox.__table__, changes[0].notice)
-        return
     insert_many(db, Event.__table__, [c.event for c in changes])
     insert_many(db, Outbox.__table__, [c.notice for c in changes if c.notice])
 
