@@ -1,5 +1,6 @@
 """The after-sales application: start it from what the buyer said, fill the form, quote, submit."""
 
+from contextvars import ContextVar
 from typing import Any
 
 from rasa_sdk import Tracker
@@ -46,12 +47,31 @@ def reason_from(tracker: Tracker) -> tuple[str | None, float | None]:
     return reason_of_intent(intent.get("name") or ""), intent.get("confidence")
 
 
+# Quotes worked out during one run of the form's validation, by what they depend on: rasa_sdk asks for the
+# required slots twice per run, and each quote reads the order and its other requests.
+_quotes_this_run: ContextVar[dict | None] = ContextVar("quotes_this_run", default=None)
+
+
 def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
-    return after_sales.quote(
-        current_services(), buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
-        reason=reason or tracker.get_slot("reason") or "other", picks=parse_picks(tracker.get_slot("picks")),
-        resolution=tracker.get_slot("resolution"),
-    )
+    args = dict(buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+                reason=reason or tracker.get_slot("reason") or "other", picks=tracker.get_slot("picks"),
+                resolution=tracker.get_slot("resolution"))
+    memo = _quotes_this_run.get()
+    key = tuple(args.values())
+    if memo is not None and key in memo:
+        found = memo[key]
+        if isinstance(found, DomainError):
+            raise found
+        return found
+    try:
+        quote = after_sales.quote(current_services(), **{**args, "picks": parse_picks(args["picks"])})
+    except DomainError as exc:
+        if memo is not None:
+            memo[key] = exc
+        raise
+    if memo is not None:
+        memo[key] = quote
+    return quote
 
 
 class ActionStartAfterSale(ServiceAction):
@@ -170,6 +190,13 @@ class ValidateAfterSaleForm(FormValidationAction):
 
     def name(self) -> str:
         return "validate_after_sale_form"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
+        token = _quotes_this_run.set({})
+        try:
+            return await super().run(dispatcher, tracker, domain)
+        finally:
+            _quotes_this_run.reset(token)
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> list[str]:

@@ -202,7 +202,9 @@ def notify(session: Session, request: AfterSale, kind: str, at: datetime, key: s
 
 
 def own_order(session: Session, buyer_id: int, order_no: str) -> Order:
-    order = session.scalar(select(Order).where(Order.order_no == order_no))
+    # With its shop and lines: a quote reads both, and lazy loads would be two more round trips.
+    order = session.scalar(select(Order).where(Order.order_no == order_no)
+                           .options(joinedload(Order.shop), selectinload(Order.items)))
     if order is None:
         raise errors.OrderNotFound("找不到这个订单号，请核对一下", order_no=order_no)
     if order.buyer_id != buyer_id:
