@@ -22,6 +22,7 @@ except in `add_load_buyers`, which the bench and the tests call.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import secrets
 import shutil
@@ -386,7 +387,7 @@ def _http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status < 500
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not listening yet, or not speaking HTTP yet
         return False
 
 
