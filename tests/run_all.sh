@@ -21,4 +21,4 @@ BOT_TRACKER_DB="$(realpath "$artifacts")/rasa-test-tracker.db" BOT_ACTION_URL="h
 grep -h "Correct:\|Accuracy:" "$artifacts/rasa-test.log" | head -4 || true
 
 echo "== application, workflow, actions and end-to-end (application environment)"
-.venv/app/bin/python -m pytest -q -p no:cacheprovider --timeout=900 tests --ignore=tests/nlu
+.venv/app/bin/python -m pytest -q -p no:cacheprovider --timeout=900 --durations=12 tests --ignore=tests/nlu

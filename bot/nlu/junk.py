@@ -16,7 +16,9 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, INTENT_NAME_KEY, PREDICTED_CONFIDENCE_KEY, TEXT
+from rasa.shared.nlu.constants import (
+    INTENT, INTENT_NAME_KEY, INTENT_RANKING_KEY, PREDICTED_CONFIDENCE_KEY, TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 
 FALLBACK = "nlu_fallback"
@@ -34,7 +36,7 @@ def has_no_words(text: str) -> bool:
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
 class NoWordsFallback(GraphComponent):
-    """Sets the intent of a message without words to `nlu_fallback` (confidence 1)."""
+    """Sets the intent (and ranking) of a message without words to `nlu_fallback` (confidence 1)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -48,5 +50,8 @@ class NoWordsFallback(GraphComponent):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             if has_no_words(message.get(TEXT) or ""):
-                message.set(INTENT, {INTENT_NAME_KEY: FALLBACK, PREDICTED_CONFIDENCE_KEY: 1.0}, add_to_output=True)
+                # The ranking goes too: the fallback would otherwise ask "did you mean <DIET's guess>?".
+                fallback = {INTENT_NAME_KEY: FALLBACK, PREDICTED_CONFIDENCE_KEY: 1.0}
+                message.set(INTENT, fallback, add_to_output=True)
+                message.set(INTENT_RANKING_KEY, [fallback], add_to_output=True)
         return messages

@@ -218,15 +218,8 @@ def endpoints_yaml(cfg: ProdConfig) -> str:
 
 
 def credentials_yaml() -> str:
-    """The repository's credentials.yml with Rasa's `rest` and `socketio` channels swapped for the guarded
-    ones of bot/ops/rasa_guard.py (same URLs, same settings)."""
-    import yaml
-
-    creds = yaml.safe_load((ROOT / "credentials.yml").read_text()) or {}
-    guarded = {"rest": "bot.ops.rasa_guard.GuardedRestInput", "socketio": "bot.ops.rasa_guard.GuardedSocketIOInput"}
-    out = {guarded.get(name, name): value for name, value in creds.items()}
-    return "# Written by bot/ops/prod.py from credentials.yml (do not edit).\n" + yaml.safe_dump(
-        out, allow_unicode=True, sort_keys=False)
+    """The repository's credentials.yml (its channels are already the guarded ones of bot/ops/rasa_guard.py)."""
+    return "# Written by bot/ops/prod.py from credentials.yml (do not edit).\n" + (ROOT / "credentials.yml").read_text()
 
 
 def nginx_conf(cfg: ProdConfig) -> str:

@@ -1,5 +1,9 @@
-"""Rasa-side guards of the production profile (imported by the Rasa server only, through the endpoints and
-credentials files that bot/ops/prod.py writes; nothing but rasa and the standard library is imported).
+"""Rasa-side guards (imported by the Rasa server only, through credentials.yml in every profile and the endpoints
+file that bot/ops/prod.py writes; nothing but rasa, the standard library and bot's Rasa-safe modules is imported).
+
+The guarded channels (`GuardedRestInput`, `GuardedSocketIOInput`) serve `make run` and `make run-prod` alike;
+the strict tracker store and the abort-on-failed-action guard matter in the production profile (in dev,
+bot.nlu.resilience answers a failed action with an apology first, and the SQLite tracker store is Rasa's).
 
 Why: Rasa 3.6 wraps every tracker store in `FailSafeTrackerStore`, which on a database error *silently*
 carries on with an empty in-memory conversation: while PostgreSQL refuses connections a buyer in the middle

@@ -23,7 +23,9 @@ def test_the_component_overrides_the_intent_only_of_messages_without_words():
     junk = Message.build(text="A" * 2000, intent="report_scam")
     words = Message.build(text="我要退货", intent="request_return")
     junk.set("intent", {"name": "report_scam", "confidence": 0.93})
+    junk.set("intent_ranking", [{"name": "report_scam", "confidence": 0.93}])
     words.set("intent", {"name": "request_return", "confidence": 0.97})
     NoWordsFallback().process([junk, words])
     assert junk.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert junk.get("intent_ranking") == [{"name": "nlu_fallback", "confidence": 1.0}]
     assert words.get("intent") == {"name": "request_return", "confidence": 0.97}
