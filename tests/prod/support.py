@@ -103,19 +103,24 @@ def requests_of(stack: ProdStack, buyer_id: int) -> list[tuple[int, str]]:
         engine.dispose()
 
 
+def _user_and_rewind_events(stack: ProdStack, buyer_id: int) -> list[tuple[str, str]]:
+    """(type_name, data) of the conversation's `user` and `rewind` events, in stored order."""
+    engine = tracker_db(stack)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(
+                text("SELECT type_name, data FROM events WHERE sender_id = :s AND type_name IN "
+                     "('user', 'rewind') ORDER BY id"), {"s": sender_id_of(buyer_id)})]
+    finally:
+        engine.dispose()
+
+
 def user_turns(stack: ProdStack, buyer_id: int) -> list[str]:
     """The buyer's messages as the conversation has them, in order: the tracker store's user events, where a
     `rewind` (UserUtteranceReverted, e.g. of the two-stage fallback, which then re-adds the message with the
     intent the buyer confirmed) takes back the user event before it."""
-    engine = tracker_db(stack)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT type_name, data FROM events WHERE sender_id = :s AND type_name IN "
-                                     "('user', 'rewind') ORDER BY id"), {"s": sender_id_of(buyer_id)}).all()
-    finally:
-        engine.dispose()
     turns: list[str] = []
-    for kind, data in rows:
+    for kind, data in _user_and_rewind_events(stack, buyer_id):
         if kind == "rewind":
             if turns:
                 turns.pop()
@@ -127,13 +132,7 @@ def user_turns(stack: ProdStack, buyer_id: int) -> list[str]:
 def stored_user_events(stack: ProdStack, buyer_id: int) -> tuple[list[str], int]:
     """Every user event of the conversation as stored (texts, in order) and the number of `rewind` events.
     Rasa stores a message twice only when a rewind (two-stage fallback) took it back first."""
-    engine = tracker_db(stack)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT type_name, data FROM events WHERE sender_id = :s AND type_name IN "
-                                     "('user', 'rewind') ORDER BY id"), {"s": sender_id_of(buyer_id)}).all()
-    finally:
-        engine.dispose()
+    rows = _user_and_rewind_events(stack, buyer_id)
     return [json.loads(d).get("text") or "" for k, d in rows if k == "user"], sum(k == "rewind" for k, _ in rows)
 
 
