@@ -11,6 +11,8 @@ from functools import lru_cache
 from sqlalchemy import Column, Connection, Table, bindparam, cast, insert, select, update
 from sqlalchemy.types import JSON, TypeDecorator
 
+from bot.persistence.direct import keep_prepared
+
 SMALL = 8  # below this many rows the array statement saves nothing
 
 
@@ -51,13 +53,14 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, object]
 
 @lru_cache(maxsize=16)
 def _insert_statement(table: Table):  # type: ignore[no-untyped-def]
-    return insert(table)  # one object: SQLAlchemy keeps its compiled form and cache key
+    return keep_prepared(insert(table))  # one object: its compiled form and cache key are kept
 
 
 @lru_cache(maxsize=64)
 def _update_statement(table: Table, key: str, version: str, names: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    return (update(table).where(table.c[key] == bindparam("b_key"), table.c[version] == bindparam("b_version"))
-            .values({**{n: bindparam(f"v_{n}") for n in names}, version: table.c[version] + 1}))
+    return keep_prepared(
+        update(table).where(table.c[key] == bindparam("b_key"), table.c[version] == bindparam("b_version"))
+        .values({**{n: bindparam(f"v_{n}") for n in names}, version: table.c[version] + 1}))
 
 
 def update_many(conn: Connection, table: Table, rows: Sequence[dict[str, object]], *, key: str = "id",
@@ -115,4 +118,4 @@ def _update_and_insert_statement(table: Table, key: str, version: str, names: tu
 
     ctes = [moved] + [insert_from_moved(i, other, columns).cte(f"new_{i}") for i, (other, columns) in enumerate(shape[:-1])]
     last = len(shape) - 1
-    return insert_from_moved(last, *shape[last]).add_cte(*ctes)
+    return keep_prepared(insert_from_moved(last, *shape[last]).add_cte(*ctes))

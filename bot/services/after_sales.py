@@ -12,16 +12,17 @@ from bot.domain.accounts import mask_account, parse_account
 from bot.domain.couriers import BY_CODE, couriers_matching, is_valid_tracking_number
 from bot.domain.money import Line, Pick, refund_for_picks
 from bot.domain.policy import SELLER, Decision, Policy, kind_for
-from bot.domain.workflow import FINAL, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
+from bot.domain.workflow import FINAL, MOVES, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.bulk import insert_many, update_and_insert, update_many
+from bot.persistence.direct import DirectConnection, direct_transaction, keep_prepared
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Shop, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
 from bot.services.follow_ups import queue_follow_up
 
 SYSTEM_ACTOR = "system"
-Db = Session | Connection  # both run Core queries; transitions accept either
+Db = Session | Connection | DirectConnection  # all run Core queries; transitions accept any
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ SUBJECT_QUERY = (select(*(_T.c[name] for name in _OWN_COLUMNS), Order.order_no,
 _LINE_COLUMNS = (AfterSaleItem.order_item_id, OrderItem.name.label("item_name"), OrderItem.spec.label("item_spec"),
                  AfterSaleItem.quantity.label("item_quantity"), AfterSaleItem.refund_fen.label("item_refund_fen"))
 # act(): the request and its lines in one round trip (one row per line), only the request's row locked.
-_SUBJECT_WITH_LINES_FOR_UPDATE = (
+_SUBJECT_WITH_LINES_FOR_UPDATE = keep_prepared(
     SUBJECT_QUERY.add_columns(*_LINE_COLUMNS)
     .outerjoin(AfterSaleItem.__table__, AfterSaleItem.after_sale_id == _T.c.id)
     .outerjoin(OrderItem.__table__, OrderItem.id == AfterSaleItem.order_item_id)
@@ -413,6 +414,9 @@ TIMER_ON_ENTRY: dict[Status, str] = {
 APPROVING_ACTIONS = frozenset({"approve_return", "approve_refund", "check_online", "check_offline",
                                "confirm_money_received", "arbitrate_for_buyer"})
 PAYOUT_ACTIONS = frozenset({"pay_original_route", "record_transfer"})
+FOLLOWED_UP = frozenset({Status.REFUNDED, Status.EXCHANGED})  # a visit is queued on entering these
+# act() writes these through the ORM (a payout row, a follow-up visit); all others on the cursor.
+_WRITES_THROUGH_SESSION = PAYOUT_ACTIONS | {m.action for m in MOVES if m.target in FOLLOWED_UP}
 
 
 def _load_for_update(session: Session, request_id: int) -> AfterSale:
@@ -427,13 +431,20 @@ def _load_for_update(session: Session, request_id: int) -> AfterSale:
     return row
 
 
-def _subject_for_update(db: Connection, request_id: int) -> tuple[Subject, tuple[QuoteLine, ...]]:
-    """The request's facts and lines, its row locked until the transaction ends."""
-    rows = db.execute(_SUBJECT_WITH_LINES_FOR_UPDATE, {"request_id": request_id}).all()
-    if not rows:
+def _subject_for_update(db: "Connection | DirectConnection", request_id: int, expected_version: int | None,
+                        buyer_id: int | None) -> tuple[Subject, tuple[QuoteLine, ...]]:
+    """The request's facts and lines, its row locked until the transaction ends; raises if it is not
+    the buyer's (when `buyer_id` is given) or not the version the agent saw."""
+    rows = [r if isinstance(r, dict) else r._mapping
+            for r in db.execute(_SUBJECT_WITH_LINES_FOR_UPDATE, {"request_id": request_id}).all()]
+    if not rows or (buyer_id is not None and rows[0]["buyer_id"] != buyer_id):
         raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
-    lines = tuple(QuoteLine(*(r._mapping[name] for name in _LINE_NAMES)) for r in rows if r.order_item_id is not None)
-    return subject_of(rows[0]), lines
+    row = Subject(**{name: rows[0][name] for name in _SUBJECT_FIELDS})
+    if expected_version is not None and row.version != expected_version:
+        raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
+                              expected=expected_version, current=row.version)
+    lines = tuple(QuoteLine(*(r[name] for name in _LINE_NAMES)) for r in rows if r["order_item_id"] is not None)
+    return row, lines
 
 
 def _authorise(db: Db, row: Subject, action: str, actor: Actor, reason: str | None) -> Move:
@@ -521,8 +532,6 @@ def _apply(session: Session, svc: Services, row: AfterSale, action: str, actor: 
         queue_follow_up(session, svc, change.row, change.values["updated_at"])  # type: ignore[arg-type]
 
 
-FOLLOWED_UP = frozenset({Status.REFUNDED, Status.EXCHANGED})  # a visit is queued on entering these
-
 
 def write_changes(db: Connection, changes: list[Change]) -> None:
     """Write planned changes with a few statements (bot.persistence.bulk): act() and the timer sweep.
@@ -556,25 +565,28 @@ def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: st
     The row is locked while the move is checked and written; `expected_version` (what the agent saw)
     turns a late second click into a conflict instead of a second move.
     """
-    # Core statements on one connection: the ORM's unit of work and result processing cost several
-    # times these few statements. Payouts and follow-up visits, rarer, go through a Session on it.
-    with svc.sessions.kw["bind"].begin() as connection:
-        row, lines = _subject_for_update(connection, request_id)
-        if buyer_id is not None and row.buyer_id != buyer_id:
-            raise errors.RequestNotFound("找不到这个售后单", request_id=request_id)
-        if expected_version is not None and row.version != expected_version:
-            raise errors.Conflict("这个售后单刚被别人处理过，请刷新后再操作",
-                                  expected=expected_version, current=row.version)
-        if action in PAYOUT_ACTIONS:
-            _authorise(connection, row, action, actor, reason)  # never pay for a refused action
-            with Session(bind=connection) as session:
-                _pay(session, svc, row, actor)
+    engine = svc.sessions.kw["bind"]
+    if action in _WRITES_THROUGH_SESSION:
+        # Payouts and follow-up visits, rarer, go through a Session on the locked connection.
+        with engine.begin() as connection:
+            row, lines = _subject_for_update(connection, request_id, expected_version, buyer_id)
+            if action in PAYOUT_ACTIONS:
+                _authorise(connection, row, action, actor, reason)  # never pay for a refused action
+                with Session(bind=connection) as session:
+                    _pay(session, svc, row, actor)
+            change = _plan(connection, svc, row, action, actor, reason=reason)
+            write_changes(connection, [change])
+            if change.target in FOLLOWED_UP:
+                with Session(bind=connection) as session:
+                    queue_follow_up(session, svc, row, change.values["updated_at"])  # type: ignore[arg-type]
+                    session.flush()
+            return view_after(change, lines)
+    # Every other move is a few Core statements on the driver's cursor (bot.persistence.direct): on
+    # SQLite, one writer at a time, SQLAlchemy's per-statement work was most of a transition's time.
+    with direct_transaction(engine) as connection:
+        row, lines = _subject_for_update(connection, request_id, expected_version, buyer_id)
         change = _plan(connection, svc, row, action, actor, reason=reason)
         write_changes(connection, [change])
-        if change.target in FOLLOWED_UP:
-            with Session(bind=connection) as session:
-                queue_follow_up(session, svc, row, change.values["updated_at"])  # type: ignore[arg-type]
-                session.flush()
         return view_after(change, lines)
 
 

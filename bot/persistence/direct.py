@@ -1,0 +1,138 @@
+"""Core statements run straight on the DBAPI cursor, for the workflow's hot path (a transition).
+
+A transition is a handful of small statements. Through a SQLAlchemy Connection each one costs about
+40 µs of Python (execution context, events, result set-up) and the transaction another 150 µs (pool,
+begin, reset), several times what SQLite needs for the statement itself. SQLite lets one writer in
+at a time, so that Python time is everyone's wait. Here a statement is compiled by SQLAlchemy once per
+dialect and then run on the driver's cursor with SQLAlchemy's own type conversions (UTC datetimes,
+JSON), and driver errors are raised as SQLAlchemy's. `DirectConnection` offers the slice of
+Connection's interface the workflow's helpers use (execute, scalar, scalars, dialect).
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+
+class _Prepared:
+    """One statement compiled for one dialect, with the bind and result conversions of its types."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None) -> None:
+        # An INSERT's columns are the ones its rows name, as with Connection.execute.
+        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+        self.sql = self.compiled.string
+        self.order = self.compiled.positiontup if dialect.positional else None
+        # The statement's own constants (`version + 1`); every other parameter comes from the caller.
+        self.constants = {name: bind.effective_value for name, bind in self.compiled.binds.items()
+                          if not bind.required and bind.value is not None}
+        self.binds = {name: proc for name, bind in self.compiled.binds.items()
+                      if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        selected = getattr(statement, "selected_columns", None)
+        if selected is None and getattr(statement, "_returning", None):
+            selected = statement._returning  # type: ignore[attr-defined]
+        self.columns = [(column.key, column.type.dialect_impl(dialect).result_processor(dialect, None))
+                        for column in (selected or ())]
+
+    def parameters(self, params: dict[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
+        values = {**self.constants, **(params or {})}
+        for name, proc in self.binds.items():
+            if name in values:
+                values[name] = proc(values[name])
+        try:
+            return values if self.order is None else tuple(values[name] for name in self.order)
+        except KeyError:
+            self.compiled.construct_params(params or {})  # raises SQLAlchemy's error naming the missing value
+            raise
+
+    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
+        return {key: (proc(value) if proc else value) for (key, proc), value in zip(self.columns, raw)}
+
+
+class DirectResult:
+    def __init__(self, rows: list[dict[str, Any]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def all(self) -> list[dict[str, Any]]:
+        return self._rows
+
+    def scalar(self) -> Any:
+        return next(iter(self._rows[0].values())) if self._rows else None
+
+    def scalars(self) -> list[Any]:
+        return [next(iter(row.values())) for row in self._rows]
+
+
+class DirectConnection:
+    """Statements of one transaction on a DBAPI cursor; rows come back as dicts keyed like Core's."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self.dialect = dialect
+
+    def execute(self, statement: ClauseElement, params: dict[str, Any] | list[dict[str, Any]] | None = None
+                ) -> DirectResult:
+        first = params[0] if isinstance(params, list) else params
+        prepared = prepared_for(statement, self.dialect, tuple(first) if first and statement.is_dml else None)
+        try:
+            if isinstance(params, list):
+                self._cursor.executemany(prepared.sql, [prepared.parameters(p) for p in params])
+            else:
+                self._cursor.execute(prepared.sql, prepared.parameters(params))
+            rows = [prepared.row(r) for r in self._cursor.fetchall()] if self._cursor.description else []
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(prepared.sql, params, exc, self.dialect.loaded_dbapi.Error) from exc
+        return DirectResult(rows, self._cursor.rowcount)
+
+    def scalar(self, statement: ClauseElement) -> Any:
+        return self.execute(statement).scalar()
+
+    def scalars(self, statement: ClauseElement) -> list[Any]:
+        return self.execute(statement).scalars()
+
+
+# The hot statements are module-level objects, built once: their compiled forms are kept here by
+# identity. A statement built per call (a rare check) is compiled per call and not kept.
+_PREPARED: dict[tuple[int, str, tuple[str, ...] | None], tuple[ClauseElement, _Prepared]] = {}
+
+
+def prepared_for(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None = None) -> _Prepared:
+    key = (id(statement), dialect.name, keys)
+    hit = _PREPARED.get(key)
+    if hit is not None and hit[0] is statement:
+        return hit[1]
+    prepared = _Prepared(statement, dialect, keys)
+    if getattr(statement, "_direct_keep", False):
+        _PREPARED[key] = (statement, prepared)
+    return prepared
+
+
+def keep_prepared(statement: ClauseElement) -> ClauseElement:
+    """Mark a long-lived statement so its compiled form is kept (by identity) after first use."""
+    statement._direct_keep = True  # type: ignore[attr-defined]
+    return statement
+
+
+@contextmanager
+def direct_transaction(engine: Engine, *, read_only: bool = False) -> Iterator[DirectConnection]:
+    """One transaction on a pooled DBAPI connection: committed at the end, rolled back on error.
+
+    On SQLite a writing transaction begins IMMEDIATE (the write lock at once, as the engine's own write
+    transactions do); a read-only one reads a snapshot and never waits for a writer."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if engine.dialect.name == "sqlite":
+            cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        yield DirectConnection(cursor, engine.dialect)
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
