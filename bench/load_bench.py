@@ -576,6 +576,8 @@ def main() -> int:
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     parser.add_argument("--offset", type=int, default=30000, help="ports: bot LB 35005…, floor LB 45005…")
     parser.add_argument("--no-report", action="store_true", help="print only, do not write LOAD_RESULTS.md")
+    parser.add_argument("--bot-only", action="store_true",
+                        help="measure the bot alone (while working on it): prints, never writes the report")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for every process of both stacks (repeatable)")
     args = parser.parse_args()
@@ -586,22 +588,27 @@ def main() -> int:
     ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat)) + 8)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         work = Path(tmp)
-        print("training the floor bot …", flush=True)
-        t = time.monotonic()
-        floor_model = train_floor(work / "floor")
-        print(f"floor bot trained in {time.monotonic() - t:.0f}s", flush=True)
-        floor_cfg = ProdConfig(var_dir=work / "floor-var", ports=ProdPorts().shifted(args.offset + 10000),
-                               pg_server=PG_SERVER, app_db=f"bench_{tag}_floor_app",
-                               tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
-                               model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
-                               extra_env=extra_env)
         profile_dir = ROOT / "var" / "load-bench-profile"
         profile_dir.mkdir(parents=True, exist_ok=True)
-        floor = bench_stack("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+        floor = None
+        if not args.bot_only:
+            print("training the floor bot …", flush=True)
+            t = time.monotonic()
+            floor_model = train_floor(work / "floor")
+            print(f"floor bot trained in {time.monotonic() - t:.0f}s", flush=True)
+            floor_cfg = ProdConfig(var_dir=work / "floor-var", ports=ProdPorts().shifted(args.offset + 10000),
+                                   pg_server=PG_SERVER, app_db=f"bench_{tag}_floor_app",
+                                   tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
+                                   model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
+                                   extra_env=extra_env)
+            floor = bench_stack("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed,
+                                profile_dir=profile_dir)
         bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)
         bot = bench_stack("bot", bot_cfg, floor=False, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+        if floor is None:
+            return 0
         report = write_report(args, floor, bot, started, load)
         logs = ROOT / "var" / "load-bench-logs"
         shutil.rmtree(logs, ignore_errors=True)

@@ -23,15 +23,32 @@ class _Prepared:
     """One statement compiled for one dialect, with the bind and result conversions of its types."""
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None) -> None:
-        # An INSERT's columns are the ones its rows name, as with Connection.execute.
-        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+        # An INSERT's columns are the ones its rows name, as with Connection.execute; an IN list is
+        # spelled out (only statements built per call carry one, see prepared_for).
+        self.compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None,
+                                          compile_kwargs={"render_postcompile": True})
         self.sql = self.compiled.string
+        binds = self.compiled.binds
+        everything = self.compiled.construct_params(_check=False)
         self.order = self.compiled.positiontup if dialect.positional else None
-        # The statement's own constants (`version + 1`); every other parameter comes from the caller.
-        self.constants = {name: bind.effective_value for name, bind in self.compiled.binds.items()
-                          if not bind.required and bind.value is not None}
-        self.binds = {name: proc for name, bind in self.compiled.binds.items()
-                      if (proc := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None}
+        self.required = {bind.key for bind in binds.values() if bind.required}
+        # The statement's own values (`version + 1`, `.values(note=None)`, an IN list's items); every
+        # other parameter comes from the caller.
+        self.constants = {name: value for name, value in everything.items() if name not in self.required}
+        # Column defaults an INSERT's row may leave out (`text=""`, `data=dict`), filled per row.
+        table = getattr(statement, "table", None)
+        self.defaults = {column.key: column.default for column in (table.columns if statement.is_insert else ())
+                         if column.default is not None and column.key in everything}
+        for name in self.defaults:
+            self.constants.pop(name, None)
+
+        def processor(name: str):  # type: ignore[no-untyped-def]
+            bind = binds.get(name)
+            if bind is None:
+                bind = binds.get(name.rsplit("_", 1)[0])  # an item of an IN list: the list's type
+            return bind.type.dialect_impl(dialect).bind_processor(dialect) if bind is not None else None
+
+        self.binds = {name: proc for name in everything if (proc := processor(name)) is not None}
         selected = getattr(statement, "selected_columns", None)
         if selected is None and getattr(statement, "_returning", None):
             selected = statement._returning  # type: ignore[attr-defined]
@@ -39,15 +56,17 @@ class _Prepared:
                         for column in (selected or ())]
 
     def parameters(self, params: dict[str, Any] | None) -> Sequence[Any] | dict[str, Any]:
-        values = {**self.constants, **(params or {})}
+        params = params or {}
+        if not self.required <= params.keys():
+            self.compiled.construct_params(params)  # raises SQLAlchemy's error naming the missing value
+        values = {**self.constants, **params}
+        for name, default in self.defaults.items():
+            if name not in params:
+                values[name] = default.arg(None) if default.is_callable else default.arg
         for name, proc in self.binds.items():
             if name in values:
                 values[name] = proc(values[name])
-        try:
-            return values if self.order is None else tuple(values[name] for name in self.order)
-        except KeyError:
-            self.compiled.construct_params(params or {})  # raises SQLAlchemy's error naming the missing value
-            raise
+        return values if self.order is None else tuple(values[name] for name in self.order)
 
     def row(self, raw: Sequence[Any]) -> dict[str, Any]:
         return {key: (proc(value) if proc else value) for (key, proc), value in zip(self.columns, raw)}
@@ -113,7 +132,9 @@ def prepared_for(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ..
 
 
 def keep_prepared(statement: ClauseElement) -> ClauseElement:
-    """Mark a long-lived statement so its compiled form is kept (by identity) after first use."""
+    """Mark a long-lived statement so its compiled form is kept (by identity) after first use.
+
+    Its values must all come as parameters: a kept statement with an IN list would keep that list."""
     statement._direct_keep = True  # type: ignore[attr-defined]
     return statement
 
