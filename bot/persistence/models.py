@@ -3,7 +3,7 @@
 from datetime import datetime, timezone
 
 from sqlalchemy import (
-    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+    JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -160,7 +160,10 @@ class Evidence(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     after_sale_id: Mapped[int | None] = mapped_column(ForeignKey("after_sales.id"), index=True, nullable=True)
     buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
-    path: Mapped[str] = mapped_column(String(200))
+    # The photo itself, in the database so that any replica can serve it; NULL only in rows from before
+    # revision 0005, whose file is still at `path` (relative to BOT_VAR_DIR).
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    path: Mapped[str | None] = mapped_column(String(200), nullable=True)
     content_type: Mapped[str] = mapped_column(String(40))
     size: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())

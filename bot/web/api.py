@@ -66,7 +66,7 @@ def router(svc: Services, settings: Settings, require_buyer: Callable[..., int])
     async def upload_evidence(file: UploadFile, buyer_id: int = Buyer_) -> dict:
         """Upload one evidence photo (JPG/PNG/WEBP by content, at most 5 MB); the chat then sends its id."""
         data = await file.read(MAX_BYTES + 1)
-        evidence_id = save_evidence(svc, settings.var_dir, buyer_id=buyer_id, data=data)
+        evidence_id = save_evidence(svc, buyer_id=buyer_id, data=data)
         return {"id": evidence_id, "payload": f'/inform{{"evidence_id":"{evidence_id}"}}'}
 
     @r.get("/me/chat/history", tags=["buyer"])

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
@@ -29,7 +29,7 @@ from bot.domain.workflow import FINAL, MOVES, Role, Status, actions_for
 from bot.persistence.models import AfterSale, Buyer, Shop
 from bot.services import after_sales, analytics, conversation, scripts, tasks
 from bot.services.context import Services
-from bot.services.evidence import evidence_file
+from bot.services.evidence import evidence_photo
 from bot.services.queue import QueueFilter, detail, ledger_csv, queue
 from bot.services.staff import DEMO_STAFF, BadCredentials, StaffView, authenticate, demo_password
 from bot.settings import Settings
@@ -439,14 +439,13 @@ def console_router(svc: Services, settings: Settings) -> APIRouter:
         if isinstance(session, RedirectResponse):
             return session
         try:
-            path, content_type, _, request_id = evidence_file(svc, settings.var_dir, evidence_id)
+            photo = evidence_photo(svc, settings.var_dir, evidence_id)
         except NotFound as exc:
             return error_page(request, session, exc)
-        inside = path.resolve().is_relative_to(settings.var_dir.resolve())
-        if request_id is None or not inside or not path.exists():
+        if photo.after_sale_id is None:
             # A photo not yet attached to a request is still the buyer's own.
             return error_page(request, session, NotFound("找不到这张照片", evidence_id=evidence_id))
-        return FileResponse(path, media_type=content_type, headers={
+        return Response(photo.data, media_type=photo.content_type, headers={
             "X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=300",
             "Content-Security-Policy": "default-src 'none'; sandbox"})
 

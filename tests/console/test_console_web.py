@@ -1,14 +1,18 @@
 """The console over HTTP: sign-in, roles checked on the server, CSRF, escaping, scripts, take over, hand back."""
 
 import re
+import shutil
+from dataclasses import replace
 
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from bot.domain.workflow import Role
-from bot.persistence.models import AfterSale, Event, Task
+from bot.persistence.models import AfterSale, Event, Evidence, Task
 from bot.services import after_sales
 from bot.services.after_sales import Actor
 from bot.services.evidence import save_evidence
+from bot.web.app import create_app
 from tests.console.conftest import csrf_of
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + b"\x00" * 200 + b"\xff\xd9"
@@ -250,8 +254,8 @@ def test_roles_that_do_not_face_buyers_cannot_send_or_take_over(console):
 
 
 def test_evidence_photos_are_served_to_staff_only_once_attached(console):
-    attached = save_evidence(console.svc, console.var_dir, buyer_id=3, data=JPEG)
-    loose = save_evidence(console.svc, console.var_dir, buyer_id=3, data=JPEG)
+    attached = save_evidence(console.svc, buyer_id=3, data=JPEG)
+    loose = save_evidence(console.svc, buyer_id=3, data=JPEG)
     request_id = after_sales.submit(console.svc, buyer_id=3, order_no="202611200000000301", reason="quality",
                                     evidence_ids=[attached]).id
     assert console.client.get(f"/console/evidence/{attached}", follow_redirects=False).status_code == 303
@@ -261,6 +265,64 @@ def test_evidence_photos_are_served_to_staff_only_once_attached(console):
     assert photo.headers["x-content-type-options"] == "nosniff"
     assert console.client.get(f"/console/evidence/{loose}").status_code == 404
     assert f'src="/console/evidence/{attached}"' in console.client.get(f"/console/requests/{request_id}").text
+
+
+def test_an_uploaded_photo_is_kept_in_the_database_and_served_by_any_replica(console, tmp_path):
+    buyer = TestClient(console.client.app)
+    assert buyer.post("/signin/3", follow_redirects=False).status_code == 303
+    upload = buyer.post("/api/me/evidence", files={"file": ("seam.jpg", JPEG, "image/jpeg")})
+    assert upload.status_code == 201, upload.text
+    photo_id = upload.json()["id"]
+    with console.svc.sessions() as session:
+        row = session.get(Evidence, photo_id)
+        assert row.data == JPEG and row.path is None and row.size == len(JPEG)
+    after_sales.submit(console.svc, buyer_id=3, order_no="202611200000000301", reason="quality",
+                       evidence_ids=[photo_id])
+    # Nothing on this machine's disk: even with its var/evidence gone, the photo is still there.
+    assert not list((console.var_dir / "evidence").rglob("*"))
+    shutil.rmtree(console.var_dir / "evidence", ignore_errors=True)
+    console.sign_in("li")
+    served = console.client.get(f"/console/evidence/{photo_id}")
+    assert served.status_code == 200 and served.content == JPEG and served.headers["content-type"] == "image/jpeg"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["cache-control"] == "private, max-age=300"
+    assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
+    # Another replica: same database, a var/ directory of its own that is empty.
+    elsewhere = tmp_path / "other-replica-var"
+    elsewhere.mkdir()
+    other = TestClient(create_app(replace(console.client.app.state.settings, var_dir=elsewhere), console.svc))
+    other.cookies.update(console.client.cookies)
+    again = other.get(f"/console/evidence/{photo_id}")
+    assert again.status_code == 200 and again.content == JPEG
+
+
+def _legacy_row(console, path: str | None) -> int:
+    """A photo stored the way it was before migration 0005: a file under var/, no bytes in the row."""
+    with console.svc.sessions() as session, session.begin():
+        row = Evidence(buyer_id=3, path=path, data=None, content_type="image/jpeg", size=len(JPEG),
+                       uploaded_at=console.svc.clock.now())
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def test_a_photo_uploaded_before_the_change_is_still_served_from_its_file(console):
+    legacy_jpeg = JPEG[:-2] + b"legacy" + b"\xff\xd9"
+    (console.var_dir / "evidence" / "3").mkdir(parents=True)
+    (console.var_dir / "evidence" / "3" / "old.jpg").write_bytes(legacy_jpeg)
+    (console.var_dir.parent / "outside.jpg").write_bytes(legacy_jpeg)
+    legacy = _legacy_row(console, "evidence/3/old.jpg")
+    gone = _legacy_row(console, "evidence/3/deleted.jpg")
+    empty = _legacy_row(console, None)
+    escaping = _legacy_row(console, "../outside.jpg")
+    after_sales.submit(console.svc, buyer_id=3, order_no="202611200000000301", reason="quality",
+                       evidence_ids=[legacy, gone, empty, escaping])
+    console.sign_in("li")
+    served = console.client.get(f"/console/evidence/{legacy}")
+    assert served.status_code == 200 and served.content == legacy_jpeg
+    assert served.headers["content-type"] == "image/jpeg" and served.headers["x-content-type-options"] == "nosniff"
+    for missing in (gone, empty, escaping, 999999):
+        assert console.client.get(f"/console/evidence/{missing}").status_code == 404, missing
 
 
 def test_tasks_are_shown_and_worked_only_by_their_roles(console):
