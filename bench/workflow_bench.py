@@ -550,8 +550,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
     parser.add_argument("--client-mode", choices=("processes", "threads"), default="processes",
                         help="clients as separate processes (default, like API workers) or threads of this one")
-    parser.add_argument("--transitions", type=int, default=2_400, help="transitions per throughput measurement")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of act() and the floor (3)")
+    parser.add_argument("--transitions", type=int, default=6_000, help="transitions per throughput measurement")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of act() and the floor (5)")
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both by default)")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the scratch database")
     parser.add_argument("--profile", action="store_true", help="profile the sweep even when it meets the target")
