@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import ServiceAction, buyer_id_of, current_services, shop_of
+from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, shop_of
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
 from bot.domain.errors import DomainError
@@ -194,7 +194,7 @@ class ValidateAfterSaleForm(FormValidationAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
         token = _quotes_this_run.set({})
         try:
-            return await super().run(dispatcher, tracker, domain)
+            return await super().run(dispatcher, tracker, domain_or_local(domain))  # type: ignore[arg-type]
         finally:
             _quotes_this_run.reset(token)
 

@@ -408,7 +408,7 @@ def top_functions(raw: Path, prefix: str, n: int = 8) -> list[tuple[str, float]]
 def nginx_split(log: Path, since: float, rest_port: int, actions_port: int) -> dict[str, float]:
     """Average time per REST message at the LB, and in custom-action calls per REST message."""
     rest = actions = 0.0
-    n_rest = n_actions = 0
+    n_rest = n_actions = action_bytes_in = action_bytes_out = 0
     if not log.exists():
         return {}
     for line in log.read_text(errors="replace").splitlines():
@@ -422,10 +422,15 @@ def nginx_split(log: Path, since: float, rest_port: int, actions_port: int) -> d
         elif port == actions_port:
             actions += request_time
             n_actions += 1
+            if len(parts) >= 10:
+                action_bytes_in += int(parts[8])
+                action_bytes_out += int(parts[9])
     if not n_rest:
         return {}
     return {"rest_avg_s": rest / n_rest, "action_calls_per_message": n_actions / n_rest,
-            "action_time_per_message_s": actions / n_rest}
+            "action_time_per_message_s": actions / n_rest,
+            "action_request_bytes": action_bytes_in / max(n_actions, 1),
+            "action_response_bytes": action_bytes_out / max(n_actions, 1)}
 
 
 # ---------------------------------------------------------------- the run
@@ -491,6 +496,9 @@ def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Names
                   f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}", flush=True)
             print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
                 cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05), flush=True)
+            if out["nginx"].get("action_calls_per_message"):
+                print(f"[{name}]     action calls: " + ", ".join(f"{k} {v:.4g}" for k, v in out["nginx"].items()),
+                      flush=True)
         out["checks"] = check_conversations(stack, results, with_app=not floor)
         print(f"[{name}] checks: {out['checks']}", flush=True)
     finally:
@@ -551,7 +559,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
         n = bot["nginx"]
         lines += ["", f"At the load balancer: {n['rest_avg_s'] * 1000:.0f} ms per REST message on average, of which "
                   f"{n['action_time_per_message_s'] * 1000:.0f} ms in {n['action_calls_per_message']:.1f} "
-                  "custom-action calls."]
+                  f"custom-action calls (on average {n.get('action_request_bytes', 0) / 1024:.1f} KiB sent to the action "
+                  f"server and {n.get('action_response_bytes', 0) / 1024:.1f} KiB back per call)."]
     for proc_name, shares in (bot.get("profile") or {}).items():
         if shares and proc_name.endswith(" functions"):
             lines += ["", f"py-spy, {proc_name.split()[0]}: functions by inclusive share of busy samples:", "",

@@ -203,7 +203,9 @@ def endpoints_yaml(cfg: ProdConfig) -> str:
     pg = _pg_parts(cfg.pg_server)
     lines = ["# Written by bot/ops/prod.py: the production profile's Rasa endpoints (do not edit).", ""]
     if cfg.with_actions:
-        lines += ["action_endpoint:", f"  url: http://127.0.0.1:{cfg.ports.actions}/webhook", ""]
+        # The action server reads the domain from its own copy of domain.yml (actions/common.py).
+        lines += ["action_endpoint:", f"  url: http://127.0.0.1:{cfg.ports.actions}/webhook",
+                  "  enable_selective_domain: true", ""]
     # The SQL tracker store, made strict (bot/ops/rasa_guard.py): no silent in-memory fallback.
     lines += [
         "tracker_store:", "  type: bot.ops.rasa_guard.StrictSQLTrackerStore", "  dialect: postgresql",
@@ -308,7 +310,7 @@ http {{
     client_body_buffer_size 1m;  # Rasa's calls to the action servers (tracker + domain) stay in memory
     server_tokens off;
     log_format timing '$msec $server_port $request_method $uri $status $request_time '
-                      '$upstream_addr $upstream_response_time';
+                      '$upstream_addr $upstream_response_time $request_length $bytes_sent';
     {access}
     map $http_upgrade $connection_upgrade {{
         default upgrade;
