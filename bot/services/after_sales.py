@@ -221,12 +221,13 @@ class OrderLine:
     spec: str
     unit_price_fen: int
     quantity: int
+    home_goods: bool
 
 
 @dataclass(frozen=True)
 class OrderFacts:
-    """What a quote reads of an order, its shop and its lines: one Core query, where the ORM's object
-    with eager-loaded shop and lines took two queries and most of an action call's CPU."""
+    """What a quote and a buyer's view read of an order, its shop and its lines: one Core query, where the
+    ORM's object with eager-loaded shop and lines took two queries and most of an action call's CPU."""
 
     id: int
     order_no: str
@@ -236,19 +237,22 @@ class OrderFacts:
     payment: str
     discount_fen: int
     freight_fen: int
+    paid_fen: int
     cod_collected: bool
+    created_at: datetime
     shipped_at: datetime | None
     received_at: datetime | None
     completed_at: datetime | None
     items: tuple[OrderLine, ...]
 
 
-_ORDER_FIELDS = ("id", "order_no", "buyer_id", "state", "payment", "discount_fen", "freight_fen", "cod_collected",
-                 "shipped_at", "received_at", "completed_at")
+_ORDER_FIELDS = ("id", "order_no", "buyer_id", "state", "payment", "discount_fen", "freight_fen", "paid_fen",
+                 "cod_collected", "created_at", "shipped_at", "received_at", "completed_at")
 _ORDER_WITH_LINES = (
     select(*(Order.__table__.c[name] for name in _ORDER_FIELDS), Shop.code.label("shop_code"),
            OrderItem.id.label("line_id"), OrderItem.name.label("line_name"), OrderItem.spec.label("line_spec"),
-           OrderItem.unit_price_fen.label("line_unit_price_fen"), OrderItem.quantity.label("line_quantity"))
+           OrderItem.unit_price_fen.label("line_unit_price_fen"), OrderItem.quantity.label("line_quantity"),
+           OrderItem.home_goods.label("line_home_goods"))
     .join_from(Order.__table__, Shop.__table__, Shop.id == Order.shop_id)
     .outerjoin(OrderItem.__table__, OrderItem.order_id == Order.id)
     .where(Order.order_no == bindparam("order_no")).order_by(OrderItem.id))
@@ -261,8 +265,8 @@ def own_order_facts(db: Db, buyer_id: int, order_no: str) -> OrderFacts:
         raise errors.OrderNotFound("找不到这个订单号，请核对一下", order_no=order_no)
     if rows[0]["buyer_id"] != buyer_id:
         raise errors.NotYourOrder("找不到这个订单号，请核对一下", order_no=order_no)
-    lines = tuple(OrderLine(r["line_id"], r["line_name"], r["line_spec"], r["line_unit_price_fen"], r["line_quantity"])
-                  for r in rows if r["line_id"] is not None)
+    lines = tuple(OrderLine(r["line_id"], r["line_name"], r["line_spec"], r["line_unit_price_fen"], r["line_quantity"],
+                            r["line_home_goods"]) for r in rows if r["line_id"] is not None)
     return OrderFacts(**{name: rows[0][name] for name in _ORDER_FIELDS}, shop_code=rows[0]["shop_code"], items=lines)
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.persistence.models import Order
-from bot.services.after_sales import own_order
+from bot.services.after_sales import OrderFacts, own_order_facts
 from bot.services.context import Services
 
 STATE_LABELS = {
@@ -48,7 +48,7 @@ class OrderView:
         return self.state in AFTER_SALE_STATES
 
     @classmethod
-    def of(cls, order: Order) -> "OrderView":
+    def of(cls, order: Order | OrderFacts) -> "OrderView":
         return cls(
             order_no=order.order_no, state=order.state, state_label=STATE_LABELS.get(order.state, order.state),
             payment=order.payment, paid_fen=order.paid_fen, created_at=order.created_at,
@@ -68,4 +68,4 @@ def orders_of_buyer(svc: Services, buyer_id: int) -> list[OrderView]:
 def order_of_buyer(svc: Services, buyer_id: int, order_no: str) -> OrderView:
     """One of the buyer's own orders (someone else's reads as unknown)."""
     with svc.sessions() as session:
-        return OrderView.of(own_order(session, buyer_id, order_no))
+        return OrderView.of(own_order_facts(session, buyer_id, order_no))
