@@ -1,6 +1,7 @@
 """Engine and sessions: one place that knows how to connect (SQLite in WAL mode, or PostgreSQL)."""
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import Engine, create_engine, event, select
@@ -42,10 +43,16 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+# Set by a caller that handles a dropped connection itself (bot.persistence.direct.in_transaction).
+skip_checkout_ping: ContextVar[bool] = ContextVar("skip_checkout_ping", default=False)
+
+
 def _ping_on_checkout(dbapi_connection, _record, _proxy) -> None:  # type: ignore[no-untyped-def]
     """Pessimistic disconnect handling: a pooled connection that PostgreSQL dropped (restart, outage)
     is replaced before use instead of failing the request. This is pool_pre_ping with libpq's empty
     query instead of a cursor's SELECT 1, which cost a sixth of a workflow transition's client CPU."""
+    if skip_checkout_ping.get():
+        return
     from psycopg.pq import ConnStatus, ExecStatus
 
     pgconn = dbapi_connection.pgconn

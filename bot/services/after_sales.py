@@ -15,7 +15,7 @@ from bot.domain.policy import SELLER, Decision, Policy, kind_for
 from bot.domain.workflow import FINAL, MOVES, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.bulk import insert_many, update_and_insert, update_many
-from bot.persistence.direct import DirectConnection, direct_transaction, keep_prepared
+from bot.persistence.direct import DirectConnection, in_transaction, keep_prepared
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Shop, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
@@ -640,11 +640,12 @@ def act(svc: Services, request_id: int, action: str, *, actor: Actor, reason: st
             return view_after(change, lines)
     # Every other move is a few Core statements on the driver's cursor (bot.persistence.direct): on
     # SQLite, one writer at a time, SQLAlchemy's per-statement work was most of a transition's time.
-    with direct_transaction(engine) as connection:
+    def move(connection: DirectConnection) -> RequestView:
         row, lines = _subject_for_update(connection, request_id, expected_version, buyer_id)
         change = _plan(connection, svc, row, action, actor, reason=reason)
         write_changes(connection, [change])
         return view_after(change, lines)
+    return in_transaction(engine, move)
 
 
 def _pay(session: Session, svc: Services, row: AfterSale | Subject, actor: Actor) -> None:

@@ -21,3 +21,42 @@ def test_a_connection_killed_by_the_server_is_replaced_before_use(pg_url):
         assert second_pid != first_pid
     finally:
         engine.dispose()
+
+
+def test_a_transition_on_a_dropped_connection_runs_again_on_a_live_one(pg_url, monkeypatch):
+    # in_transaction skips the checkout ping (a round trip per transition): a dropped connection fails the
+    # first statement before anything is written, and the work runs once more on a checked connection.
+    from bot.persistence import direct
+    from bot.persistence.direct import in_transaction
+
+    attempts: list[bool] = []
+    original = direct.direct_transaction
+
+    def counted(engine, **kw):  # type: ignore[no-untyped-def]
+        attempts.append(kw.get("_ping", True))
+        return original(engine, **kw)
+
+    monkeypatch.setattr(direct, "direct_transaction", counted)
+
+    engine = make_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        admin = make_engine(pg_url)
+        with admin.connect() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first_pid}).scalar() is True
+        admin.dispose()
+        runs: list[int] = []
+
+        def work(connection):  # type: ignore[no-untyped-def]
+            pid = connection.scalar(text("SELECT pg_backend_pid()"))  # textual SQL works on the cursor too
+            runs.append(pid)
+            return pid
+
+        second_pid = in_transaction(engine, work)
+        assert second_pid != first_pid
+        assert attempts == [False, True]  # unpinged first, dropped; then on a connection the pool checked
+        assert len(runs) == 1  # the first attempt failed on its first statement, before work() got a pid
+        assert engine.pool.checkedout() == 0  # the dead connection was not kept
+    finally:
+        engine.dispose()
