@@ -9,7 +9,6 @@ JSON), and driver errors are raised as SQLAlchemy's. `DirectConnection` offers t
 Connection's interface the workflow's helpers use (execute, scalar, scalars, dialect).
 """
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -108,13 +107,7 @@ class DirectConnection:
                 self._cursor.executemany(prepared.sql, [prepared.parameters(p) for p in params])
             else:
                 self._cursor.execute(prepared.sql, prepared.parameters(params))
-            description = self._cursor.description
-            if not description:
-                rows = []
-            elif prepared.columns:
-                rows = [prepared.row(r) for r in self._cursor.fetchall()]
-            else:  # textual SQL: the driver's column names, its values as they come
-                rows = [dict(zip((d[0] for d in description), r)) for r in self._cursor.fetchall()]
+            rows = [prepared.row(r) for r in self._cursor.fetchall()] if self._cursor.description else []
         except self.dialect.loaded_dbapi.Error as exc:
             error = DBAPIError.instance(prepared.sql, params, exc, self.dialect.loaded_dbapi.Error,
                                         connection_invalidated=self.dialect.is_disconnect(exc, self._cursor.connection, self._cursor))
@@ -169,17 +162,12 @@ def direct_transaction(engine: Engine, *, read_only: bool = False, _ping: bool =
         if engine.dialect.name == "sqlite":
             cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
         yield DirectConnection(cursor, engine.dialect)
+        raw.commit()  # a failure here is not retried by in_transaction: the transaction may have committed
     except BaseException as exc:
         if _is_disconnect(engine, exc, raw.dbapi_connection):
             raw.invalidate()  # never back into the pool
         else:
             raw.rollback()
-        raw.close()
-        raise
-    try:
-        raw.commit()  # a failure here is not retried: the transaction may have committed
-    except BaseException:
-        raw.invalidate() if _is_disconnect(engine, sys.exc_info()[1], raw.dbapi_connection) else raw.rollback()
         raise
     finally:
         raw.close()
@@ -201,7 +189,7 @@ def in_transaction(engine: Engine, work: Callable[[DirectConnection], T]) -> T:
     raise AssertionError("unreachable")
 
 
-def _is_disconnect(engine: Engine, exc: BaseException | None, dbapi_connection: Any) -> bool:
+def _is_disconnect(engine: Engine, exc: BaseException, dbapi_connection: Any) -> bool:
     orig = getattr(exc, "orig", exc)
     dbapi_error = engine.dialect.loaded_dbapi.Error
     return isinstance(orig, dbapi_error) and engine.dialect.is_disconnect(orig, dbapi_connection, None)

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from bot.persistence.models import Order
-from bot.services.after_sales import OrderFacts, own_order_facts
+from bot.services.after_sales import OrderFacts, OrderLine, own_order_facts
 from bot.services.context import Services
 
 STATE_LABELS = {
@@ -18,16 +18,6 @@ AFTER_SALE_STATES = frozenset({"confirmed", "shipped", "received", "completed"})
 
 
 @dataclass(frozen=True)
-class OrderLineView:
-    id: int
-    name: str
-    spec: str
-    unit_price_fen: int
-    quantity: int
-    home_goods: bool
-
-
-@dataclass(frozen=True)
 class OrderView:
     order_no: str
     state: str
@@ -35,7 +25,7 @@ class OrderView:
     payment: str
     paid_fen: int
     created_at: datetime
-    lines: tuple[OrderLineView, ...]
+    lines: tuple[OrderLine, ...]
 
     @property
     def summary(self) -> str:
@@ -52,7 +42,7 @@ class OrderView:
         return cls(
             order_no=order.order_no, state=order.state, state_label=STATE_LABELS.get(order.state, order.state),
             payment=order.payment, paid_fen=order.paid_fen, created_at=order.created_at,
-            lines=tuple(OrderLineView(i.id, i.name, i.spec, i.unit_price_fen, i.quantity, i.home_goods)
+            lines=tuple(OrderLine(i.id, i.name, i.spec, i.unit_price_fen, i.quantity, i.home_goods)
                         for i in order.items),
         )
 

@@ -1,20 +1,26 @@
 """A pooled PostgreSQL connection that the server dropped is replaced on checkout, not handed out dead."""
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from bot.persistence.db import make_engine
+
+
+def _drop_pooled_connection(engine, pg_url) -> int:  # type: ignore[no-untyped-def]
+    """Pool one connection of `engine`, then have the server end it, as a restart or an outage would;
+    returns its backend pid."""
+    with engine.connect() as conn:
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    admin = make_engine(pg_url)
+    with admin.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar() is True
+    admin.dispose()
+    return pid
 
 
 def test_a_connection_killed_by_the_server_is_replaced_before_use(pg_url):
     engine = make_engine(pg_url)
     try:
-        with engine.connect() as conn:
-            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        # the server ends that (now idle, pooled) connection, as a restart or an outage would
-        admin = make_engine(pg_url)
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first_pid}).scalar() is True
-        admin.dispose()
+        first_pid = _drop_pooled_connection(engine, pg_url)
         # the next checkout gets a live connection and the statement succeeds
         with engine.connect() as conn:
             second_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
@@ -40,16 +46,11 @@ def test_a_transition_on_a_dropped_connection_runs_again_on_a_live_one(pg_url, m
 
     engine = make_engine(pg_url)
     try:
-        with engine.connect() as conn:
-            first_pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        admin = make_engine(pg_url)
-        with admin.connect() as conn:
-            assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first_pid}).scalar() is True
-        admin.dispose()
+        first_pid = _drop_pooled_connection(engine, pg_url)
         runs: list[int] = []
 
         def work(connection):  # type: ignore[no-untyped-def]
-            pid = connection.scalar(text("SELECT pg_backend_pid()"))  # textual SQL works on the cursor too
+            pid = connection.scalar(select(func.pg_backend_pid()))
             runs.append(pid)
             return pid
 
