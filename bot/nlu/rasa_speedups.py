@@ -5,7 +5,9 @@ Imports only rasa and the standard library. Measured with py-spy under load (ben
 - checking every action-server answer with `jsonschema.validate` built a validator per call and tried all
   23 event kinds of the schema's `oneOf` on every event;
 - turning stored events back into objects searched all subclasses of `Event` for every single event;
-- every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs.
+- every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs;
+- DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
+- every prediction replayed the conversation into states once per policy, twice for the rule policy.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ def install() -> None:
     _install_response_validator()
     _install_event_type_cache()
     _install_minimal_schema_cache()
+    _install_concrete_prediction()
+    _install_past_states_reuse()
     _installed = True
 
 
@@ -111,3 +115,61 @@ def _install_minimal_schema_cache() -> None:
         return hit[1]
 
     GraphSchema.minimal_graph_schema = minimal_graph_schema
+
+
+def _install_concrete_prediction() -> None:
+    """DIET's prediction calls its traced TensorFlow graph (the concrete function of `tf.function` with the
+    model's fixed input signature) directly. Through the `tf.function` wrapper every call first matched
+    its inputs against the signature and looked the graph up again: a tenth of Rasa's time per message.
+    The first call, which traces the graph, and eager mode are Rasa's own code."""
+    import tensorflow as tf
+    from keras.utils import tf_utils
+    from rasa.shared.constants import DIAGNOSTIC_DATA
+    from rasa.utils.tensorflow.models import RasaModel
+
+    original = RasaModel._rasa_predict
+
+    def _rasa_predict(self: RasaModel, batch_in: Any) -> Dict[Text, Any]:
+        step = self._tf_predict_step
+        if step is None or self._run_eagerly or not self.prepared_for_prediction:
+            return original(self, batch_in)
+        concrete = self.__dict__.get("_bot_concrete_step")
+        if concrete is None or concrete[0] is not step:
+            concrete = self.__dict__["_bot_concrete_step"] = (step, step.get_concrete_function())
+        self._training = False
+        inputs = [tf.convert_to_tensor(value) for value in batch_in]
+        outputs = tf_utils.sync_to_numpy_or_python_type(concrete[1](inputs))
+        if DIAGNOSTIC_DATA in outputs:
+            outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
+        return outputs
+
+    RasaModel._rasa_predict = _rasa_predict
+
+
+def _install_past_states_reuse() -> None:
+    """A tracker's past states are worked out once per set of arguments while its events stay the same; the
+    rule policy asked twice per prediction. Each caller gets its own copy of the states (states are dicts of
+    dicts of strings and tuples, and Rasa edits the last one in place). The states depend only on the
+    events and the domain, so the events the states were made from are the key: how many there are and
+    which objects are first and last (kept alive with the entry, so an identity cannot be reused)."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.past_states
+
+    def past_states(self: DialogueStateTracker, domain: Any, omit_unset_slots: bool = False,
+                    ignore_rule_only_turns: bool = False, rule_only_data: Any = None) -> Any:
+        events = self.events
+        if not events:
+            return original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+        stamp = (len(events), events[0], events[-1])
+        key = (id(domain), omit_unset_slots, ignore_rule_only_turns, id(rule_only_data))
+        cache = self.__dict__.setdefault("_bot_past_states", {})
+        hit = cache.get(key)
+        if (hit is None or hit[0][0] != stamp[0] or hit[0][1] is not stamp[1] or hit[0][2] is not stamp[2]
+                or hit[1] is not domain or hit[2] is not rule_only_data):
+            states = original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
+            hit = cache[key] = (stamp, domain, rule_only_data, states)
+        return [{name: dict(sub) if isinstance(sub, dict) else sub for name, sub in state.items()}
+                for state in hit[3]]
+
+    DialogueStateTracker.past_states = past_states

@@ -1,17 +1,13 @@
-"""Start Rasa with the project's safety net, socket.io fix and speed-ups: `python -m bot.nlu.serve run …` (any rasa command)."""
+"""Start Rasa with the project's guards (bot/ops/rasa_guard.py: the answer to a failed action, the socket.io
+fix, the speed-ups, masked logs): `python -m bot.nlu.serve run …` (any rasa command). The channels in
+credentials.yml import the same module; importing it first applies it before Rasa loads anything."""
 
 import sys
 
-from bot.logging_setup import install_pii_masking
-from bot.nlu import rasa_speedups
-from bot.nlu.resilience import fix_socketio_rooms, install
+import bot.ops.rasa_guard  # noqa: F401  (applies the guards on import)
 
 
 def main() -> None:
-    install()
-    fix_socketio_rooms()
-    rasa_speedups.install()
-    install_pii_masking()
     from rasa.__main__ import main as rasa_main
 
     sys.argv[0] = "rasa"

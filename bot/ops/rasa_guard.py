@@ -1,9 +1,9 @@
 """Rasa-side guards (imported by the Rasa server only, through credentials.yml in every profile and the endpoints
 file that bot/ops/prod.py writes; nothing but rasa, the standard library and bot's Rasa-safe modules is imported).
 
-The guarded channels (`GuardedRestInput`, `GuardedSocketIOInput`) serve `make run` and `make run-prod` alike;
-the strict tracker store and the abort-on-failed-action guard matter in the production profile (in dev,
-bot.nlu.resilience answers a failed action with an apology first, and the SQLite tracker store is Rasa's).
+Everything here applies in every profile (`make run` and `make run-prod`): the guarded channels, the
+abort-on-failed-action guard, the socket.io room fix and the speed-ups; the strict tracker store is the
+production profile's (dev keeps Rasa's SQLite tracker store).
 
 Why: Rasa 3.6 wraps every tracker store in `FailSafeTrackerStore`, which on a database error *silently*
 carries on with an empty in-memory conversation: while PostgreSQL refuses connections a buyer in the middle
@@ -215,6 +215,29 @@ def _install_action_guard() -> None:
 
 
 _install_action_guard()
+
+
+# ---------------------------------------------------------------- socket.io rooms
+
+
+def _fix_socketio_rooms() -> None:
+    """Rasa 3.6 calls `AsyncServer.enter_room` without awaiting it, and python-socketio 5.x made it a
+    coroutine: the buyer's socket never joined its conversation's room, so what the bot sends on its own
+    (an agent's reply, a timer's outcome, a follow-up visit) never reached an open chat page. Scheduled."""
+    import socketio
+
+    enter = socketio.AsyncServer.enter_room
+    if not asyncio.iscoroutinefunction(enter) or getattr(enter, "_scheduled", False):
+        return
+
+    def enter_room(self: socketio.AsyncServer, sid: str, room: str, namespace: Optional[str] = None) -> Any:
+        return asyncio.ensure_future(enter(self, sid, room, namespace))
+
+    enter_room._scheduled = True  # type: ignore[attr-defined]
+    socketio.AsyncServer.enter_room = enter_room  # type: ignore[method-assign]
+
+
+_fix_socketio_rooms()
 
 
 # ---------------------------------------------------------------- work Rasa repeats per message, done once

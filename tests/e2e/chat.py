@@ -13,6 +13,11 @@ class Buyer:
         response.raise_for_status()
         return response.json()
 
+    def sends(self, text: str) -> tuple[int, list[dict]]:
+        """The status and the answer, whatever the status (503: a message not handled, with an apology)."""
+        response = requests.post(self.url, json={"sender": self.sender, "message": text}, timeout=60)
+        return response.status_code, response.json()
+
 
 def texts(replies: list[dict]) -> str:
     return "\n".join(r.get("text", "") for r in replies)

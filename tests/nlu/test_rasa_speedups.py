@@ -9,6 +9,12 @@ from rasa.shared.core.events import Event
 
 ORIGINAL_RESOLVE = Event.resolve_by_type
 ORIGINAL_MINIMAL = GraphSchema.minimal_graph_schema
+from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
+
+ORIGINAL_PREDICT = RasaModel._rasa_predict
+from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
+
+ORIGINAL_PAST_STATES = DialogueStateTracker.past_states
 
 from bot.nlu import rasa_speedups  # noqa: E402
 
@@ -82,3 +88,76 @@ def test_minimal_graph_schema_is_rasas_for_every_target():
         for _ in range(2):  # the second answer comes from the cache
             assert set(GraphSchema.minimal_graph_schema(schema, targets).nodes) == \
                 set(ORIGINAL_MINIMAL(schema, targets).nodes)
+
+
+def test_diet_through_its_concrete_graph_ranks_intents_exactly_as_rasa_does(monkeypatch):
+    """The trained model parses messages through the concrete TensorFlow function, with Rasa's results."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+
+    model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
+    texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "我的退款到哪了", "颜色跟图片差太多",
+             "订单202611200000000104 发错货了", "？？？？", "有人让我提供验证码退款"]
+    used: list = []
+    patched = RasaModel._rasa_predict
+    assert patched is not ORIGINAL_PREDICT
+
+    def spy(self, batch_in):
+        out = patched(self, batch_in)
+        used.append("_bot_concrete_step" in self.__dict__)
+        return out
+
+    async def parse_all(agent) -> list:
+        return [await agent.parse_message(text) for text in texts]
+
+    async def scenario() -> tuple[list, list]:
+        agent = await load_agent(str(model))
+        monkeypatch.setattr(RasaModel, "_rasa_predict", spy)
+        fast = await parse_all(agent)
+        monkeypatch.setattr(RasaModel, "_rasa_predict", ORIGINAL_PREDICT)
+        return fast, await parse_all(agent)
+
+    fast, rasa = asyncio.run(scenario())
+    assert used and all(used)  # every DIET call went through the concrete function
+    for mine, theirs in zip(fast, rasa):
+        assert mine["intent"]["name"] == theirs["intent"]["name"]
+        assert [r["name"] for r in mine["intent_ranking"]] == [r["name"] for r in theirs["intent_ranking"]]
+        for a, b in zip(mine["intent_ranking"], theirs["intent_ranking"]):
+            assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-6)
+
+
+def test_past_states_are_rasas_for_every_prefix_of_every_training_conversation():
+    """Worked out once and handed out as copies: every prefix of every story and rule, for every argument
+    set the policies use, equals Rasa's own states, also when asked again after a caller edited its copy."""
+    import itertools
+    from pathlib import Path
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    root = Path(__file__).resolve().parents[2]
+    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
+                                                     [str(root / "data")])
+    domain: Domain = importer.get_domain()
+    trackers = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
+    assert len(trackers) > 50
+    rule_only = {"slots": ["requested_slot"], "loops": ["after_sale_form"]}
+    arguments = list(itertools.product((False, True), (False, True), (None, rule_only)))
+    checked = 0
+    for generated in trackers:
+        events = list(generated.events)
+        tracker = DialogueStateTracker(generated.sender_id, domain.slots)
+        for event in events:  # every prefix: the same tracker object growing, as during a conversation
+            tracker.update(event, domain)
+            for omit, ignore, rules in arguments:
+                expected = ORIGINAL_PAST_STATES(tracker, domain, omit, ignore, rules)
+                first = tracker.past_states(domain, omit, ignore, rules)
+                assert first == expected
+                if first:
+                    first[-1].clear()  # a caller editing its copy (Rasa pops keys of the last state)
+                assert tracker.past_states(domain, omit, ignore, rules) == expected
+                checked += 1
+    assert checked > 2_000
