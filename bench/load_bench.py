@@ -140,6 +140,7 @@ class Sample:
     latency: float
     ok: bool
     kind: str  # ok | status_<n> | wrong_answer | timeout | transport
+    step: int = 0  # which message of the conversation (index into CONVERSATION)
 
 
 @dataclass
@@ -164,8 +165,8 @@ class RunResult:
     def error_kinds(self) -> Counter:
         return Counter(s.kind for s in self.samples if not s.ok)
 
-    def pct(self, q: float) -> float:
-        values = sorted(s.latency for s in self.samples)
+    def pct(self, q: float, step: int | None = None) -> float:
+        values = sorted(s.latency for s in self.samples if step is None or s.step == step)
         if not values:
             return float("nan")
         k = min(len(values) - 1, max(0, int(round(q / 100 * len(values) + 0.5)) - 1))
@@ -207,20 +208,20 @@ async def one_conversation(client: httpx.AsyncClient, url: str, sender: str, met
             response = await client.post(url, json=body)
             latency = time.perf_counter() - started
         except httpx.TimeoutException:
-            result.samples.append(Sample(time.perf_counter() - started, False, "timeout"))
+            result.samples.append(Sample(time.perf_counter() - started, False, "timeout", i))
             break
         except httpx.HTTPError:
-            result.samples.append(Sample(time.perf_counter() - started, False, "transport"))
+            result.samples.append(Sample(time.perf_counter() - started, False, "transport", i))
             break
         if response.status_code != 200:
-            result.samples.append(Sample(latency, False, f"status_{response.status_code}"))
+            result.samples.append(Sample(latency, False, f"status_{response.status_code}", i))
             break
         answered.append(message)
         reply = "\n".join(m.get("text") or "" for m in response.json())
         if (FLOOR_REPLY if floor else expected) not in reply:
-            result.samples.append(Sample(latency, False, "wrong_answer"))
+            result.samples.append(Sample(latency, False, "wrong_answer", i))
             break
-        result.samples.append(Sample(latency, True, "ok"))
+        result.samples.append(Sample(latency, True, "ok", i))
         right += 1
     result.conversations[sender] = answered
     if right == len(CONVERSATION):
@@ -462,6 +463,8 @@ def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Names
             print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
                   f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
                   f"{r.throughput:.1f} msg/s", flush=True)
+            print(f"[{name}]      p95 by message: " + ", ".join(
+                f"{m[:6]} {r.pct(95, i) * 1000:.0f}" for i, (m, _) in enumerate(CONVERSATION)) + " ms", flush=True)
         for c in args.sat:
             since = time.time()
             before = cpu_snapshot(stack)
@@ -532,6 +535,14 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
             lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
                          f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
                          f"{r.throughput:.1f} | {ratio} |")
+    # The mean hides which messages are slow: the ones that run custom actions set the bot's p95.
+    lines += ["", "By message of the conversation, p50 / p95 ms (bot; floor p95 for comparison):", "",
+              "| message | " + " | ".join(f"{b.buyers} buyers: bot p50 / p95, floor p95" for b in bot["paused"]) + " |",
+              "| --- |" + " ---: |" * len(bot["paused"])]
+    for step, (message, _) in enumerate(CONVERSATION):
+        lines.append(f"| {message} | " + " | ".join(
+            f"{fmt_ms(b.pct(50, step))} / {fmt_ms(b.pct(95, step))}, {fmt_ms(f.pct(95, step))}"
+            for f, b in zip(floor["paused"], bot["paused"])) + " |")
     lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
               "| buyers | run | msg/s | p50 ms | p95 ms | errors |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
     for (f, _), (b, _) in zip(floor["saturation"], bot["saturation"]):
