@@ -214,7 +214,10 @@ def endpoints_yaml(cfg: ProdConfig) -> str:
     ]
     if pg["password"]:
         lines.append(f"  password: {pg['password']}")
-    lines += ["", "lock_store:", "  type: redis", f"  url: {cfg.redis_host}", f"  port: {cfg.redis_port}",
+    # First come, first served per conversation, with leases renewed while a message is handled, so a killed
+    # replica's lock is free again within BOT_LOCK_LEASE_S (bot/ops/rasa_lock.py).
+    lines += ["", "lock_store:", "  type: bot.ops.rasa_lock.LeaseLockStore", f"  url: {cfg.redis_host}",
+              f"  port: {cfg.redis_port}",
               f"  db: {cfg.redis_db}", f"  key_prefix: {cfg.lock_prefix}", ""]
     return "\n".join(lines)
 

@@ -97,6 +97,36 @@ def test_rasa_replicas_killed_and_restarted(prod_stack):
     prod_stack.wait_ready(["rasa-2"])
 
 
+def test_a_replica_killed_while_holding_a_conversation_frees_it_within_a_lease(prod_stack):
+    """The only live replica is killed while it handles a message (stuck in an action call, so it certainly
+    holds the conversation's lock). Rasa's own lock kept that conversation for 60 s from the message; the
+    lease lock (bot/ops/rasa_lock.py, 10 s lease) lets the buyer's next message through as soon as a replica
+    is back, and the conversation is where it was."""
+    buyer = Buyer(prod_stack, new_buyers(prod_stack)[0])
+    start_application(buyer)
+    prod_stack.kill("rasa-2")
+    prod_stack.kill("actions-1", signal.SIGSTOP)
+    prod_stack.kill("actions-2", signal.SIGSTOP)
+    pool, reply = in_background(buyer.send, "确认")
+    time.sleep(1.5)  # rasa-1 now waits for the action server, holding the conversation's lock
+    killed = time.monotonic()
+    prod_stack.kill("rasa-1")
+    status, _ = reply.result(timeout=60)
+    pool.shutdown()
+    assert status == 503  # the load balancer's apology
+    prod_stack.kill("actions-1", signal.SIGCONT)
+    prod_stack.kill("actions-2", signal.SIGCONT)
+    prod_stack.restart("rasa-2")  # about 20 s: the dead replica's lease (10 s) has run out meanwhile
+    assert time.monotonic() - killed < 45, "the replica took too long to start for this test to say anything"
+    started = time.monotonic()
+    status, texts = buyer.send("确认")
+    waited = time.monotonic() - started
+    assert status == 200 and "已为您提交退货退款申请" in "\n".join(texts)
+    assert waited < 8, f"the next message waited {waited:.0f} s for the dead replica's lock"
+    assert [s for _, s in requests_of(prod_stack, buyer.buyer_id)] == ["requested"]
+    prod_stack.restart("rasa-1")
+
+
 def _ready(prod_stack, name: str) -> bool:
     try:
         return requests.get(prod_stack.ready_url(name), timeout=1).ok
