@@ -9,7 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, shop_of
+from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, off_the_loop, shop_of
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
 from bot.domain.errors import DomainError
@@ -192,11 +192,15 @@ class ValidateAfterSaleForm(FormValidationAction):
         return "validate_after_sale_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
-        token = _quotes_this_run.set({})
-        try:
-            return await super().run(dispatcher, tracker, domain_or_local(domain))  # type: ignore[arg-type]
-        finally:
-            _quotes_this_run.reset(token)
+        async def validate() -> list:
+            token = _quotes_this_run.set({})
+            try:
+                return await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
+                    dispatcher, tracker, domain_or_local(domain))
+            finally:
+                _quotes_this_run.reset(token)
+
+        return await off_the_loop(validate)
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> list[str]:

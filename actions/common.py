@@ -1,10 +1,13 @@
 """What every action shares: who the buyer is, the services, and polite failure."""
 
+import asyncio
 import logging
+import threading
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -82,6 +85,24 @@ def text_of(domain: dict[str, Any], response: str, **values: object) -> str:
     return text.format(**{k: v for k, v in values.items()}) if values else text
 
 
+T = TypeVar("T")
+_thread_loops = threading.local()
+
+
+async def off_the_loop(make: Callable[[], Awaitable[T]]) -> T:
+    """Run an action's body in a worker thread, on that thread's own event loop.
+
+    The bodies are async by rasa_sdk's signature but do synchronous database work: on the server's loop, a
+    call waiting for PostgreSQL held up every other call to this action server."""
+    def body() -> T:
+        loop = getattr(_thread_loops, "loop", None)
+        if loop is None:
+            loop = _thread_loops.loop = asyncio.new_event_loop()
+        return loop.run_until_complete(make())
+
+    return await asyncio.to_thread(body)
+
+
 class ServiceAction(Action, ABC):
     """An action that calls the services; domain errors become their Chinese message, anything else
     an apology, and the buyer never sees a trace."""
@@ -93,7 +114,7 @@ class ServiceAction(Action, ABC):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         domain = domain_or_local(domain)
         try:
-            return await self.act(dispatcher, tracker, domain)
+            return await off_the_loop(lambda: self.act(dispatcher, tracker, domain))
         except DomainError as exc:
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
             return self.on_error(exc)

@@ -99,6 +99,8 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
     # with one Core query instead of as ORM objects; a save inserts the new events with one executemany and
     # knows how many were stored from the read that started the turn, where Rasa counts them again with a
     # second query. Reading and writing the tracker was a fifth of Rasa's CPU per message under load.
+    # The database calls run in a worker thread: Rasa's store is synchronous, and while one message waited
+    # for PostgreSQL the whole replica (every other conversation on it) waited too.
 
     def _event_data(self, session: Any, sender_id: Text, all_sessions: bool) -> list:
         import sqlalchemy as sa
@@ -113,14 +115,16 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
             query = query.where(sa.or_(table.c.timestamp >= start, start.is_(None)))
         return session.execute(query.order_by(table.c.id)).scalars().all()
 
-    async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Any:
+    def _read_events(self, sender_id: Text, all_sessions: bool) -> list:
         import json
 
+        with self.session_scope() as session:
+            return [json.loads(data) for data in self._event_data(session, sender_id, all_sessions)]
+
+    async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Any:
         from rasa.shared.core.trackers import DialogueStateTracker
 
-        with self.session_scope() as session:
-            events = [json.loads(data) for data in self._event_data(session, sender_id,
-                                                                      fetch_events_from_all_sessions)]
+        events = await asyncio.to_thread(self._read_events, sender_id, fetch_events_from_all_sessions)
         if not (self.domain and events):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
@@ -128,28 +132,37 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
             setattr(tracker, _STORED, len(events))
         return tracker
 
+    def _write_rows(self, sender_id: Text, stored: Optional[int], rows_after: Callable[[int], list]) -> None:
+        """Insert the rows of the events after the `stored` ones (counted here when not known)."""
+        import sqlalchemy as sa
+
+        with self.session_scope() as session:
+            if stored is None:  # not read by this store in this turn (a new conversation): count them
+                stored = len(self._event_data(session, sender_id, False))
+            rows = rows_after(stored)
+            if rows:
+                session.execute(sa.insert(self.SQLEvent.__table__), rows)
+                session.commit()
+
     async def _save(self, tracker: Any) -> None:
         import itertools
         import json
 
-        import sqlalchemy as sa
-
         await self.stream_events(tracker)
-        with self.session_scope() as session:
-            stored = getattr(tracker, _STORED, None)
-            if stored is None:  # not read by this store in this turn (a new conversation): count them
-                stored = len(self._event_data(session, tracker.sender_id, False))
+        events = list(tracker.events)
+
+        def rows_after(stored: int) -> list:
             rows = []
-            for event in itertools.islice(tracker.events, stored, len(tracker.events)):
+            for event in itertools.islice(events, stored, len(events)):
                 data = event.as_dict()
                 rows.append({"sender_id": tracker.sender_id, "type_name": event.type_name,
                              "timestamp": data.get("timestamp"),
                              "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
                              "action_name": data.get("name"), "data": json.dumps(data)})
-            if rows:
-                session.execute(sa.insert(self.SQLEvent.__table__), rows)
-                session.commit()
-        setattr(tracker, _STORED, len(tracker.events))
+            return rows
+
+        await asyncio.to_thread(self._write_rows, tracker.sender_id, getattr(tracker, _STORED, None), rows_after)
+        setattr(tracker, _STORED, len(events))
 
 
 _STORED = "_bot_stored_events"  # on a tracker: how many of its events the store holds
