@@ -3,6 +3,7 @@
 import os
 import subprocess
 import uuid
+from unittest import mock
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,12 +86,17 @@ TEST_PORTS = Ports(rasa=int(os.environ.get("BOT_TEST_RASA_PORT", 15005)),
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The dev stack (`make run`) on its own var dir. It is built from an environment without BOT_* settings:
+    a session fixture of another suite (tests/hostile sets the production profile's) must not leak into it."""
     var_dir = tmp_path_factory.mktemp("stack-var")
-    env = stack_env(var_dir, TEST_PORTS, {"BOT_WORKER_INTERVAL": "0.5"})
+    logs = Path(os.environ.get("BOT_TEST_ARTIFACTS", ROOT / "tests" / "artifacts")) / "stack-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BOT_")}
+    with mock.patch.dict(os.environ, clean, clear=True):
+        env = stack_env(var_dir, TEST_PORTS, {"BOT_WORKER_INTERVAL": "0.5"})
+        stack = Stack(var_dir, TEST_PORTS, extra_env={"BOT_WORKER_INTERVAL": "0.5"}, log_dir=logs)
     for command in ("migrate", "seed"):
         subprocess.run([str(VENV_APP / "python"), "-m", "bot", command], env=env, cwd=ROOT, check=True,
                        capture_output=True)
-    logs = Path(os.environ.get("BOT_TEST_ARTIFACTS", ROOT / "tests" / "artifacts")) / "stack-logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with Stack(var_dir, TEST_PORTS, extra_env={"BOT_WORKER_INTERVAL": "0.5"}, log_dir=logs) as running:
+    with stack as running:
         yield running
