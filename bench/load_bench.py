@@ -40,6 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -361,22 +362,37 @@ CATEGORIES = [
 ]
 
 
+# A worker-thread pool's idle threads wait here (the tracker store and the actions run their database calls
+# in threads): py-spy does not see that wait as idle, so those samples are left out.
+_IDLE_LEAF = re.compile(r"^_worker \(.*concurrent/futures/thread\.py")
+
+
+def busy_stacks(raw: Path) -> Iterator[tuple[str, int]]:
+    """(stack, samples) of py-spy's raw output, without idle pool threads."""
+    for line in raw.read_text().splitlines():
+        stack_, _, n = line.rpartition(" ")
+        if n.isdigit() and not _IDLE_LEAF.match(stack_.rsplit(";", 1)[-1]):
+            yield stack_, int(n)
+
+
 def pyspy_profile(pid: int, seconds: int, out: Path) -> list[tuple[str, float]] | None:
     """Share of busy samples by category (first matching frame from the leaf up), via py-spy."""
     pyspy = shutil.which("py-spy") or str(VENV_APP / "py-spy")
     if not Path(pyspy).exists():
         return None
     proc = subprocess.run([pyspy, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
-                           "--format", "raw", "--output", str(out), "--nonblocking"],
+                           "--format", "raw", "--output", str(out), "--nonblocking", "--gil"],
                           capture_output=True, text=True, timeout=seconds + 60)
     if proc.returncode != 0 or not out.exists():
         return None
+    return layer_shares(out)
+
+
+def layer_shares(raw: Path) -> list[tuple[str, float]] | None:
+    """Share of busy samples by category (first matching frame from the leaf up) of a py-spy raw file."""
     counts: Counter = Counter()
     total = 0
-    for line in out.read_text().splitlines():
-        stack_, _, n = line.rpartition(" ")
-        if not n.isdigit():
-            continue
+    for stack_, n in busy_stacks(raw):
         total += int(n)
         frames = stack_.split(";")[::-1]  # leaf first
         for frame in frames:
@@ -395,10 +411,7 @@ def top_functions(raw: Path, prefix: str, n: int = 8) -> list[tuple[str, float]]
         return []
     inclusive: Counter = Counter()
     total = 0
-    for line in raw.read_text().splitlines():
-        stack_, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
+    for stack_, count in busy_stacks(raw):
         total += int(count)
         for frame in set(stack_.split(";")):
             if prefix in frame:
