@@ -640,7 +640,7 @@ def main() -> int:
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)
         bot = bench_stack("bot", bot_cfg, floor=False, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
-        if floor is None:
+        if args.bot_only:
             return 0
         report = write_report(args, floor, bot, started, load)
         logs = ROOT / "var" / "load-bench-logs"

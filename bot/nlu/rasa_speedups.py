@@ -120,7 +120,8 @@ def _install_minimal_schema_cache() -> None:
 def _install_concrete_prediction() -> None:
     """DIET's prediction calls its traced TensorFlow graph (the concrete function of `tf.function` with the
     model's fixed input signature) directly. Through the `tf.function` wrapper every call first matched
-    its inputs against the signature and looked the graph up again: a tenth of Rasa's time per message.
+    its inputs against the signature and looked the graph up again (a parse: about 7.0 ms with it, 6.1 ms
+    without, in a micro-benchmark).
     The first call, which traces the graph, and eager mode are Rasa's own code."""
     import tensorflow as tf
     from keras.utils import tf_utils
@@ -161,15 +162,14 @@ def _install_past_states_reuse() -> None:
         events = self.events
         if not events:
             return original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-        stamp = (len(events), events[0], events[-1])
+        made_from = (events[0], events[-1], domain, rule_only_data)
         key = (id(domain), omit_unset_slots, ignore_rule_only_turns, id(rule_only_data))
         cache = self.__dict__.setdefault("_bot_past_states", {})
         hit = cache.get(key)
-        if (hit is None or hit[0][0] != stamp[0] or hit[0][1] is not stamp[1] or hit[0][2] is not stamp[2]
-                or hit[1] is not domain or hit[2] is not rule_only_data):
+        if hit is None or hit[0] != len(events) or any(a is not b for a, b in zip(hit[1], made_from)):
             states = original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-            hit = cache[key] = (stamp, domain, rule_only_data, states)
+            hit = cache[key] = (len(events), made_from, states)
         return [{name: dict(sub) if isinstance(sub, dict) else sub for name, sub in state.items()}
-                for state in hit[3]]
+                for state in hit[2]]
 
     DialogueStateTracker.past_states = past_states

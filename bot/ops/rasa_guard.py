@@ -132,37 +132,33 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
             setattr(tracker, _STORED, len(events))
         return tracker
 
-    def _write_rows(self, sender_id: Text, stored: Optional[int], rows_after: Callable[[int], list]) -> None:
-        """Insert the rows of the events after the `stored` ones (counted here when not known)."""
+    def _write_events(self, sender_id: Text, events: list, stored: Optional[int]) -> None:
+        """Insert the events after the first `stored` ones (counted here when not known)."""
         import sqlalchemy as sa
 
         with self.session_scope() as session:
             if stored is None:  # not read by this store in this turn (a new conversation): count them
                 stored = len(self._event_data(session, sender_id, False))
-            rows = rows_after(stored)
+            rows = [_event_row(sender_id, event) for event in events[stored:]]
             if rows:
                 session.execute(sa.insert(self.SQLEvent.__table__), rows)
                 session.commit()
 
     async def _save(self, tracker: Any) -> None:
-        import itertools
-        import json
-
         await self.stream_events(tracker)
         events = list(tracker.events)
-
-        def rows_after(stored: int) -> list:
-            rows = []
-            for event in itertools.islice(events, stored, len(events)):
-                data = event.as_dict()
-                rows.append({"sender_id": tracker.sender_id, "type_name": event.type_name,
-                             "timestamp": data.get("timestamp"),
-                             "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
-                             "action_name": data.get("name"), "data": json.dumps(data)})
-            return rows
-
-        await asyncio.to_thread(self._write_rows, tracker.sender_id, getattr(tracker, _STORED, None), rows_after)
+        await asyncio.to_thread(self._write_events, tracker.sender_id, events, getattr(tracker, _STORED, None))
         setattr(tracker, _STORED, len(events))
+
+
+def _event_row(sender_id: Text, event: Any) -> Dict[str, Any]:
+    """The row of Rasa's events table for one event, as Rasa's own store writes it."""
+    import json
+
+    data = event.as_dict()
+    return {"sender_id": sender_id, "type_name": event.type_name, "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+            "action_name": data.get("name"), "data": json.dumps(data)}
 
 
 _STORED = "_bot_stored_events"  # on a tracker: how many of its events the store holds

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import os
 from contextlib import asynccontextmanager
-from typing import Any, AsyncGenerator, Optional, Text
+from typing import AsyncGenerator, Optional, Text
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LockError, LockStore
@@ -74,7 +74,10 @@ return 1
 
 
 class LeaseLockStore(LockStore):
-    """Per-conversation FIFO lock on Redis with renewed leases (see the module's docstring)."""
+    """Per-conversation FIFO lock on Redis with renewed leases (see the module's docstring).
+
+    Only `lock()` is implemented: it is all Rasa's server calls. LockStore's TicketLock methods (get_lock,
+    save_lock, delete_lock) keep their base behaviour, NotImplementedError: there are no TicketLock objects."""
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, *, host: Text = "localhost",
                  port: int = 6379, db: int = 1, key_prefix: Optional[Text] = None, password: Optional[Text] = None,
@@ -134,13 +137,3 @@ class LeaseLockStore(LockStore):
                     return
             except Exception as exc:  # Redis away for a moment: try again at the next beat
                 logger.warning("could not renew a conversation lock: %s", type(exc).__name__)
-
-    # Rasa's LockStore interface beyond `lock()` is not used by Rasa's server with a custom store; these say so.
-    def get_lock(self, conversation_id: Text) -> Any:
-        raise NotImplementedError("LeaseLockStore keeps no TicketLock objects; use lock()")
-
-    def delete_lock(self, conversation_id: Text) -> None:
-        raise NotImplementedError("LeaseLockStore keeps no TicketLock objects; use lock()")
-
-    def save_lock(self, lock: TicketLock) -> None:
-        raise NotImplementedError("LeaseLockStore keeps no TicketLock objects; use lock()")
