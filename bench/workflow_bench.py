@@ -99,9 +99,29 @@ def postgres(admin_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def sqlite() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="bench_workflow_") as tmp:
+def sqlite(directory: str | None = None) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="bench_workflow_", dir=directory) as tmp:
         yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+
+
+def sync_cost_us(directory: Path, n: int = 200) -> float:
+    """Median µs of a 4 KiB append + fsync in `directory`: what each SQLite commit waits for (synchronous=FULL).
+
+    The floor's transaction is little more than that wait, so its rate, and the service/floor ratio, depend on
+    the disk: on a disk that syncs fast the floor runs away from act()."""
+    path = directory / "sync.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times) * 1e6
 
 
 def services(url: str, clock: FakeClock) -> Services:
@@ -498,10 +518,15 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict:
     print(f"{who}, raw UPDATE+INSERT floor: median {raw_tps:,.0f} transitions/s ({each(raw_runs)})", flush=True)
     print(f"service / floor = {ratio:.2f} (target >= 0.33: {'met' if ratio >= RATIO_TARGET else 'MISSED'})",
           flush=True)
+    sync_us = None
+    if url.startswith("sqlite:///"):
+        sync_us = sync_cost_us(Path(url.removeprefix("sqlite:///")).parent)
+        print(f"this disk: a 4 KiB append + fsync takes {sync_us:.0f} µs at the median (each commit waits for one)",
+              flush=True)
     svc.sessions.kw["bind"].dispose()
     return {"backend": name, "rows": total_rows, "insert_s": insert_s, "sweep_s": sweep_s, "applied": applied,
             "svc_tps": svc_tps, "raw_tps": raw_tps, "ratio": ratio, "svc_runs": svc_runs, "raw_runs": raw_runs, "profile": profile,
-            "sweep_target": target}
+            "sweep_target": target, "sync_us": sync_us}
 
 
 def write_results(args: argparse.Namespace, results: list[dict], started: float) -> None:
@@ -528,6 +553,11 @@ def write_results(args: argparse.Namespace, results: list[dict], started: float)
             f"{r['svc_tps']:,.0f} ({', '.join(f'{x:,.0f}' for x in r['svc_runs'])}) | "
             f"{r['raw_tps']:,.0f} ({', '.join(f'{x:,.0f}' for x in r['raw_runs'])}) | {r['ratio']:.2f} ({'met' if r['ratio'] >= RATIO_TARGET else '**missed**'}) |")
     for r in results:
+        if r["sync_us"] is not None:
+            lines += ["", f"{r['backend']}'s disk in this run: a 4 KiB append + fsync takes {r['sync_us']:.0f} µs at the "
+                          "median. Every commit waits for one (synchronous=FULL), and the floor's transaction is "
+                          "little more than that wait, so the ratio is higher on a disk that syncs slowly."]
+    for r in results:
         if r["profile"]:
             p = r["profile"]
             lines += ["", f"Profiled sweep on {r['backend']} ({p['rows']:,} of the due rows restored, under cProfile): "
@@ -553,6 +583,8 @@ def main() -> None:
     parser.add_argument("--transitions", type=int, default=6_000, help="transitions per throughput measurement")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of act() and the floor (5)")
     parser.add_argument("--backends", default="postgresql,sqlite", help="postgresql,sqlite (both by default)")
+    parser.add_argument("--sqlite-dir", help="where the SQLite file goes (default: the system's temporary "
+                        "directory); e.g. /dev/shm, where fsync costs nothing, to see the ratio on a fast disk")
     parser.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="where to create the scratch database")
     parser.add_argument("--profile", action="store_true", help="profile the sweep even when it meets the target")
     parser.add_argument("--profile-rows", type=int, default=2_000,
@@ -570,7 +602,7 @@ def main() -> None:
             with postgres(args.pg_admin_url) as url:
                 results.append(run_backend("PostgreSQL", url, args))
         elif backend == "sqlite":
-            with sqlite() as url:
+            with sqlite(args.sqlite_dir) as url:
                 results.append(run_backend("SQLite", url, args))
         else:
             parser.error(f"unknown backend {backend!r}")

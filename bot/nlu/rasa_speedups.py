@@ -7,7 +7,9 @@ Imports only rasa and the standard library. Measured with py-spy under load (ben
 - turning stored events back into objects searched all subclasses of `Event` for every single event;
 - every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs;
 - DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
-- every prediction replayed the conversation into states once per policy, twice for the rule policy.
+- every prediction replayed the conversation into states once per policy, twice for the rule policy;
+- DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
+  and checks every block again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def install() -> None:
     _install_minimal_schema_cache()
     _install_concrete_prediction()
     _install_past_states_reuse()
+    _install_feature_joining()
     _installed = True
 
 
@@ -173,3 +176,35 @@ def _install_past_states_reuse() -> None:
                 for state in hit[2]]
 
     DialogueStateTracker.past_states = past_states
+
+
+def _install_feature_joining() -> None:
+    """A message's sparse features (one COO matrix per featurizer) are joined side by side in one step: the
+    blocks' entries are concatenated with their column offsets, in block order, which is exactly what
+    `hstack` of COO blocks builds (same entries, same order, same dtype). Any other kind of block, a
+    mismatch in rows, and dense features are Rasa's own code, errors included."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.shared.nlu.training_data.features import Features
+    from scipy.sparse._sputils import get_index_dtype, upcast  # what `bmat` itself uses
+    from rasa.shared.nlu.training_data.message import Message
+
+    original = Message._combine_features
+
+    def _combine_features(features: Any, featurizers: Any) -> Any:
+        blocks = [f.features for f in features]
+        if (len(blocks) < 2 or not all(isinstance(b, scipy.sparse.coo_matrix) for b in blocks)
+                or len({b.shape[0] for b in blocks}) != 1):
+            return original(features, featurizers)
+        offsets = np.cumsum([0] + [b.shape[1] for b in blocks])
+        dtype = upcast(*[b.dtype for b in blocks])
+        index = get_index_dtype(maxval=max(int(offsets[-1]), blocks[0].shape[0]))
+        joined = scipy.sparse.coo_matrix(
+            (np.concatenate([b.data for b in blocks]).astype(dtype, copy=False),
+             (np.concatenate([b.row for b in blocks]).astype(index, copy=False),
+              np.concatenate([b.col + offset for b, offset in zip(blocks, offsets)]).astype(index, copy=False))),
+            shape=(blocks[0].shape[0], int(offsets[-1])))
+        first = features[0]
+        return Features(joined, first.type, first.attribute, featurizers)
+
+    Message._combine_features = staticmethod(_combine_features)

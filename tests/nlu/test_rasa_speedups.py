@@ -15,6 +15,9 @@ ORIGINAL_PREDICT = RasaModel._rasa_predict
 from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 ORIGINAL_PAST_STATES = DialogueStateTracker.past_states
+from rasa.shared.nlu.training_data.message import Message  # noqa: E402
+
+ORIGINAL_COMBINE = Message._combine_features
 
 from bot.nlu import rasa_speedups  # noqa: E402
 
@@ -161,3 +164,73 @@ def test_past_states_are_rasas_for_every_prefix_of_every_training_conversation()
                 assert tracker.past_states(domain, omit, ignore, rules) == expected
                 checked += 1
     assert checked > 2_000
+
+
+def _same_features(mine, theirs) -> None:
+    assert (mine.type, mine.attribute, mine.origin) == (theirs.type, theirs.attribute, theirs.origin)
+    assert type(mine.features) is type(theirs.features)
+    assert mine.features.shape == theirs.features.shape and mine.features.dtype == theirs.features.dtype
+    for part in ("row", "col", "data"):
+        a, b = getattr(mine.features, part), getattr(theirs.features, part)
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()
+
+
+def test_sparse_features_are_joined_exactly_as_rasa_joins_them(monkeypatch):
+    """Every list of features DIET joins while the trained model parses real messages: joined in one step,
+    the result has Rasa's entries in Rasa's order, dtype, shape and origin."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+
+    model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
+    texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件",
+             "颜色跟图片差太多 😡", "AAAA", "支付宝 13800138000"]
+    patched = Message._combine_features
+    assert patched is not ORIGINAL_COMBINE
+    seen: list = []
+
+    def spy(features, featurizers):
+        seen.append((list(features), list(featurizers)))
+        return patched(features, featurizers)
+
+    async def parse_all() -> None:
+        agent = await load_agent(str(model))
+        monkeypatch.setattr(Message, "_combine_features", staticmethod(spy))
+        for text in texts:
+            await agent.parse_message(text)
+
+    asyncio.run(parse_all())
+    joined = [(f, names) for f, names in seen if len(f) > 1 and f[0].is_sparse()]
+    assert len(joined) >= len(texts)  # sequence and sentence features of every message
+    import scipy.sparse
+
+    for features, names in joined:
+        assert all(isinstance(f.features, scipy.sparse.coo_matrix) for f in features)  # the one-step join
+        _same_features(patched(features, names), ORIGINAL_COMBINE(features, names))
+
+
+def test_other_features_are_left_to_rasa():
+    """Blocks that are not COO, rows that do not match, and dense features: Rasa's own result or error."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.shared.nlu.training_data.features import Features
+
+    def sparse(matrix, origin):
+        return Features(matrix, "sequence", "text", origin)
+
+    coo = scipy.sparse.coo_matrix(np.array([[0, 1.0], [2.0, 0]]))
+    csr = scipy.sparse.csr_matrix(np.array([[3.0, 0, 4.0], [0, 0, 5.0]]))
+    mixed = Message._combine_features([sparse(coo, "a"), sparse(csr, "b")], ["a", "b"])
+    rasa = ORIGINAL_COMBINE([sparse(coo, "a"), sparse(csr, "b")], ["a", "b"])
+    assert type(mixed.features) is type(rasa.features)
+    assert (mixed.features != rasa.features).nnz == 0
+    three_rows = scipy.sparse.coo_matrix(np.ones((3, 2)))
+    with pytest.raises(ValueError, match="sequence dimensions do not match"):
+        Message._combine_features([sparse(coo, "a"), sparse(three_rows, "b")], ["a", "b"])
+    ints = scipy.sparse.coo_matrix(np.array([[1, 0], [0, 7]], dtype=np.int64))
+    _same_features(Message._combine_features([sparse(coo, "a"), sparse(ints, "b")], ["a", "b"]),
+                   ORIGINAL_COMBINE([sparse(coo, "a"), sparse(ints, "b")], ["a", "b"]))
+    dense = [Features(np.ones((2, 3)), "sentence", "text", "a"), Features(np.zeros((2, 1)), "sentence", "text", "b")]
+    assert np.array_equal(Message._combine_features(dense, ["a", "b"]).features,
+                          ORIGINAL_COMBINE(dense, ["a", "b"]).features)
