@@ -16,6 +16,9 @@ from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
 
 ORIGINAL_PAST_STATES = DialogueStateTracker.past_states
 from rasa.shared.nlu.training_data.message import Message  # noqa: E402
+from rasa.engine.runner.dask import DaskGraphRunner  # noqa: E402
+
+ORIGINAL_RUN = DaskGraphRunner.run
 
 ORIGINAL_COMBINE = Message._combine_features
 
@@ -234,3 +237,46 @@ def test_other_features_are_left_to_rasa():
     dense = [Features(np.ones((2, 3)), "sentence", "text", "a"), Features(np.zeros((2, 1)), "sentence", "text", "b")]
     assert np.array_equal(Message._combine_features(dense, ["a", "b"]).features,
                           ORIGINAL_COMBINE(dense, ["a", "b"]).features)
+
+
+def test_graph_runs_give_dasks_results_for_parses_and_every_prediction_of_the_training_conversations():
+    """The trained model's graph, run node after node: every parse and the prediction after every prefix of
+    every story and rule equal what dask's run gives."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+    from rasa.engine.exceptions import GraphRunError
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.core.trackers import DialogueStateTracker
+    from rasa.shared.importers.importer import TrainingDataImporter
+    from rasa.core.channels.channel import UserMessage
+
+    assert DaskGraphRunner.run is not ORIGINAL_RUN
+    root = Path(__file__).resolve().parents[2]
+    agent = asyncio.run(load_agent(str(root / "models" / "current.tar.gz")))
+    processor = agent.processor
+    runner = processor.graph_runner
+    assert isinstance(runner, DaskGraphRunner)
+    metadata = processor.model_metadata
+    domain = processor.domain
+    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
+                                                     [str(root / "data")])
+    conversations = TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
+    empty = DialogueStateTracker("parse", domain.slots)
+    for text in ["你好", "衣服穿了一次就开线了，我要退货", "确认", "？？？？", "订单202611200000000104 发错货了"]:
+        inputs = lambda: {"__message__": [UserMessage(text)], "__tracker__": empty}  # noqa: E731
+        mine = runner.run(inputs=inputs(), targets=[metadata.nlu_target])[metadata.nlu_target][0]
+        dasks = ORIGINAL_RUN(runner, inputs=inputs(), targets=[metadata.nlu_target])[metadata.nlu_target][0]
+        assert mine.as_dict(only_output_properties=True) == dasks.as_dict(only_output_properties=True)
+    predictions = 0
+    for generated in conversations:
+        tracker = DialogueStateTracker(generated.sender_id, domain.slots)
+        for event in generated.events:
+            tracker.update(event, domain)
+            mine = runner.run(inputs={"__tracker__": tracker}, targets=[metadata.core_target])
+            assert mine == ORIGINAL_RUN(runner, inputs={"__tracker__": tracker}, targets=[metadata.core_target])
+            predictions += 1
+    assert predictions > 300
+    with pytest.raises(GraphRunError, match="clashes with a node name"):
+        runner.run(inputs={"__tracker__": metadata.core_target}, targets=[metadata.core_target])
