@@ -153,6 +153,7 @@ class RunResult:
     samples: list[Sample] = field(default_factory=list)
     conversations: dict[str, list[str]] = field(default_factory=dict)  # sender -> messages answered 200
     completed: set[str] = field(default_factory=set)  # senders whose 6 messages were all answered right
+    ran_out: bool = False  # the identities ran out before `duration`: the run is shorter than asked
 
     @property
     def messages(self) -> int:
@@ -246,6 +247,7 @@ async def drive(url: str, population: Population, *, buyers: int, pause: float, 
             while time.perf_counter() - t0 < duration and started_conversations < max_conversations:
                 identity = population.take()
                 if identity is None:
+                    result.ran_out = True
                     return
                 started_conversations += 1
                 await one_conversation(client, url, identity[0], identity[1], floor, pause, result, rng)
@@ -460,7 +462,10 @@ def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Names
         print(f"[{name}] started in {time.monotonic() - t:.0f}s", flush=True)
         url = f"{stack.urls['rasa']}/webhooks/rest/webhook"
         if floor:
-            population = Population(list(range(1, ids_needed + 1)), None, f"floor{uuid.uuid4().hex[:6]}")
+            # The floor's identities are only names, so it gets as many as any run may use: sized like the
+            # bot's, it ran out within seconds of its busiest level (4 conversations a second per buyer).
+            floor_ids = args.max_conversations * (len(args.levels) + len(args.sat)) + 8
+            population = Population(list(range(1, floor_ids + 1)), None, f"floor{uuid.uuid4().hex[:6]}")
         else:
             ids = add_load_buyers(cfg.app_database_url, ids_needed, first_id=10_000)
             population = Population(ids, stack.secret_key, "buyer")
@@ -509,7 +514,8 @@ def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Names
                 out["profile"] = profile
             out["nginx"] = nginx_split(cfg.log_dir / "nginx-access.log", since, cfg.ports.rasa, cfg.ports.actions)
             print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
-                  f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}", flush=True)
+                  f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}"
+                  + (" (IDENTITIES RAN OUT: shorter than asked)" if r.ran_out else ""), flush=True)
             print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
                 cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05), flush=True)
             if out["nginx"].get("action_calls_per_message"):
@@ -557,11 +563,13 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
             f"{fmt_ms(b.pct(50, step))} / {fmt_ms(b.pct(95, step))}, {fmt_ms(f.pct(95, step))}"
             for f, b in zip(floor["paused"], bot["paused"])) + " |")
     lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
-              "| buyers | run | msg/s | p50 ms | p95 ms | errors |", "| ---: | --- | ---: | ---: | ---: | ---: |"]
+              "| buyers | run | seconds | msg/s | p50 ms | p95 ms | errors |",
+              "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for (f, _), (b, _) in zip(floor["saturation"], bot["saturation"]):
         for name, r in (("floor", f), ("bot", b)):
-            lines.append(f"| {r.buyers} | {name} | {r.throughput:.1f} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} "
-                         f"| {r.errors} |")
+            short = " (identities ran out)" if r.ran_out else ""
+            lines.append(f"| {r.buyers} | {name} | {r.elapsed:.0f}{short} | {r.throughput:.1f} | {fmt_ms(r.pct(50))} "
+                         f"| {fmt_ms(r.pct(95))} | {r.errors} |")
     f_sat = max(r.throughput for r, _ in floor["saturation"])
     b_sat = max(r.throughput for r, _ in bot["saturation"])
     lines += ["", f"Saturation throughput: floor **{f_sat:.1f} msg/s**, bot **{b_sat:.1f} msg/s** "

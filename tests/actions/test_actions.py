@@ -224,3 +224,19 @@ def test_a_notice_sent_twice_is_said_once(services):
     twice = Tracker("buyer-3", {}, message, [first, dict(first)], False, None, {}, "action_listen")
     assert responses(run(ActionNotifyUpdate(), once)[0]) == ["utter_update"]
     assert run(ActionNotifyUpdate(), twice)[0] == []
+
+
+def test_the_settings_are_read_once_per_environment(monkeypatch):
+    """Reading the settings reads the secret files: actions read them once per set of BOT_* variables."""
+    import actions.common as common
+
+    reads = []
+    monkeypatch.setattr(common, "load_settings", lambda: reads.append(1) or load_settings_now())
+    from bot.settings import load_settings as load_settings_now
+
+    monkeypatch.setenv("BOT_DEFAULT_SHOP", "shop-a")
+    assert common.settings().default_shop == "shop-a" and common.settings().default_shop == "shop-a"
+    assert len(reads) == 1
+    monkeypatch.setenv("BOT_DEFAULT_SHOP", "shop-b")
+    assert common.settings().default_shop == "shop-b"
+    assert len(reads) == 2
