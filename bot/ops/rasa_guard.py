@@ -253,6 +253,50 @@ def _install_action_guard() -> None:
 _install_action_guard()
 
 
+def _install_turn_only_action_calls() -> None:
+    """An action call carries the events of the turn at hand only (bot.ops.action_history says why and which
+    actions still get the whole history); everything else in it is Rasa's own."""
+    from rasa.core.actions.action import RemoteAction
+    from rasa.shared.core.events import UserUttered
+
+    from bot.ops.action_history import ACTIONS_READING_HISTORY
+
+    original = RemoteAction._action_call_format
+
+    def _action_call_format(self: Any, tracker: Any, domain: Any) -> Dict[Text, Any]:
+        if self.name() in ACTIONS_READING_HISTORY:
+            return original(self, tracker, domain)
+        events = tracker.events
+        start = next((i for i in range(len(events) - 1, -1, -1) if isinstance(events[i], UserUttered)), 0)
+        return original(self, _TurnView(tracker, start), domain)
+
+    RemoteAction._action_call_format = _action_call_format
+
+
+class _TurnView:
+    """The tracker as `_action_call_format` reads it, with the events from `start` on (nothing is copied)."""
+
+    def __init__(self, tracker: Any, start: int) -> None:
+        self._tracker, self._start = tracker, start
+
+    @property
+    def sender_id(self) -> Text:
+        return self._tracker.sender_id
+
+    def current_state(self, verbosity: Any) -> Dict[Text, Any]:
+        """Rasa asks for every event (EventVerbosity.ALL): these are the turn's."""
+        import itertools
+
+        from rasa.shared.core.trackers import EventVerbosity
+
+        state = self._tracker.current_state(EventVerbosity.NONE)
+        state["events"] = [e.as_dict() for e in itertools.islice(self._tracker.events, self._start, None)]
+        return state
+
+
+_install_turn_only_action_calls()
+
+
 # ---------------------------------------------------------------- socket.io rooms
 
 

@@ -1,0 +1,13 @@
+"""Which custom actions read the conversation's history (imported by Rasa's guard and by the action tests).
+
+Every other action is sent only the events of the turn at hand, from the buyer's latest message on, with the
+whole current state as before (slots, latest message, active form, latest action). The whole history made
+each action call 16 KiB of JSON that Rasa built and sent and the action server parsed, growing with every
+turn; the forms need only the turn's slot events, and the actions read slots and the latest message.
+An action that reads `tracker.events` or the SDK's history helpers must be named here
+(tests/actions/test_history.py checks the action code for them).
+"""
+
+ACTIONS_READING_HISTORY = frozenset({
+    "action_notify_update",  # says a notice once, even when a worker delivered it twice (actions/status.py)
+})
