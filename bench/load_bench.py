@@ -452,83 +452,117 @@ def nginx_split(log: Path, since: float, rest_port: int, actions_port: int) -> d
 # ---------------------------------------------------------------- the run
 
 
-def bench_stack(name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Namespace, ids_needed: int,
-                profile_dir: Path) -> dict:
-    stack = ProdStack(cfg)
-    out: dict = {"paused": [], "saturation": [], "checks": {}, "profile": {}}
-    try:
+class StackBench:
+    """One stack (the floor or the bot) under the bench. Both stacks run at once and take turns level by level:
+    this host's speed drifts by a third from minute to minute, and measuring all of the floor first and all
+    of the bot afterwards let that drift into the ratios."""
+
+    def __init__(self, name: str, cfg: ProdConfig, *, floor: bool, args: argparse.Namespace, ids_needed: int,
+                 profile_dir: Path) -> None:
+        self.name, self.cfg, self.floor, self.args = name, cfg, floor, args
+        self.ids_needed, self.profile_dir = ids_needed, profile_dir
+        self.stack = ProdStack(cfg)
+        self.out: dict = {"paused": [], "saturation": [], "checks": {}, "profile": {}}
+        self.results: list[RunResult] = []
+
+    def start(self) -> None:
         t = time.monotonic()
-        stack.start()
-        print(f"[{name}] started in {time.monotonic() - t:.0f}s", flush=True)
-        url = f"{stack.urls['rasa']}/webhooks/rest/webhook"
-        if floor:
+        self.stack.start()
+        print(f"[{self.name}] started in {time.monotonic() - t:.0f}s", flush=True)
+        self.url = f"{self.stack.urls['rasa']}/webhooks/rest/webhook"
+        if self.floor:
             # The floor's identities are only names, so it gets as many as any run may use: sized like the
             # bot's, it ran out within seconds of its busiest level (4 conversations a second per buyer).
-            floor_ids = args.max_conversations * (len(args.levels) + len(args.sat)) + 8
-            population = Population(list(range(1, floor_ids + 1)), None, f"floor{uuid.uuid4().hex[:6]}")
+            floor_ids = self.args.max_conversations * (len(self.args.levels) + len(self.args.sat)) + 8
+            self.population = Population(list(range(1, floor_ids + 1)), None, f"floor{uuid.uuid4().hex[:6]}")
         else:
-            ids = add_load_buyers(cfg.app_database_url, ids_needed, first_id=10_000)
-            population = Population(ids, stack.secret_key, "buyer")
+            ids = add_load_buyers(self.cfg.app_database_url, self.ids_needed, first_id=10_000)
+            self.population = Population(ids, self.stack.secret_key, "buyer")
         # Warm-up: a few conversations so every replica has run every code path once.
-        run(url, population, buyers=4, pause=0.0, duration=1, spread=0, floor=floor, name="warm-up",
-            max_conversations=4)
-        results: list[RunResult] = []
-        for level in args.levels:
-            r = run(url, population, buyers=level, pause=args.pause, duration=args.duration, spread=args.spread,
-                    floor=floor, name=f"paused-{level}", max_conversations=args.max_conversations)
-            results.append(r)
-            out["paused"].append(r)
-            print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
-                  f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
-                  f"{r.throughput:.1f} msg/s", flush=True)
-            print(f"[{name}]      p95 by message: " + ", ".join(
-                f"{m[:6]} {r.pct(95, i) * 1000:.0f}" for i, (m, _) in enumerate(CONVERSATION)) + " ms", flush=True)
-        for c in args.sat:
-            since = time.time()
-            before = cpu_snapshot(stack)
-            profile: dict = {}
-            if not floor and c == max(args.sat) and args.profile:
-                import threading
+        run(self.url, self.population, buyers=4, pause=0.0, duration=1, spread=0, floor=self.floor,
+            name="warm-up", max_conversations=4)
 
-                def spy() -> None:
-                    time.sleep(3)
-                    for proc_name in ("rasa-1", "actions-1"):
-                        pid = stack.procs[proc_name].pid
-                        raw = profile_dir / f"{proc_name}.txt"
-                        profile[proc_name] = pyspy_profile(pid, max(5, int(args.sat_duration / 2) - 4), raw)
-                        profile[proc_name + " functions"] = top_functions(
-                            raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
+    def paused(self, level: int) -> None:
+        args, name = self.args, self.name
+        r = run(self.url, self.population, buyers=level, pause=args.pause, duration=args.duration,
+                spread=args.spread, floor=self.floor, name=f"paused-{level}", max_conversations=args.max_conversations)
+        self.results.append(r)
+        self.out["paused"].append(r)
+        print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
+              f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
+              f"{r.throughput:.1f} msg/s", flush=True)
+        print(f"[{name}]      p95 by message: " + ", ".join(
+            f"{m[:6]} {r.pct(95, i) * 1000:.0f}" for i, (m, _) in enumerate(CONVERSATION)) + " ms", flush=True)
 
-                spy_thread = threading.Thread(target=spy)
-                spy_thread.start()
-            r = run(url, population, buyers=c, pause=0.0, duration=args.sat_duration, spread=0, floor=floor,
-                    name=f"nopause-{c}", max_conversations=args.max_conversations)
-            after = cpu_snapshot(stack)
-            if profile or (not floor and c == max(args.sat) and args.profile):
-                spy_thread.join()
-            results.append(r)
-            ok = sum(s.ok for s in r.samples)
-            cpu = {k: (after.get(k, 0) - before.get(k, 0)) / max(ok, 1) * 1000 for k in after}
-            out["saturation"].append((r, cpu))
-            if profile:
-                out["profile"] = profile
-            out["nginx"] = nginx_split(cfg.log_dir / "nginx-access.log", since, cfg.ports.rasa, cfg.ports.actions)
-            print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
-                  f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}"
-                  + (" (IDENTITIES RAN OUT: shorter than asked)" if r.ran_out else ""), flush=True)
-            print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
-                cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05), flush=True)
-            if out["nginx"].get("action_calls_per_message"):
-                print(f"[{name}]     action calls: " + ", ".join(f"{k} {v:.4g}" for k, v in out["nginx"].items()),
-                      flush=True)
-        out["checks"] = check_conversations(stack, results, with_app=not floor)
-        print(f"[{name}] checks: {out['checks']}", flush=True)
+    def saturation(self, c: int) -> None:
+        args, name, stack = self.args, self.name, self.stack
+        since = time.time()
+        before = cpu_snapshot(stack)
+        profile: dict = {}
+        spy_thread = None
+        if not self.floor and c == max(args.sat) and args.profile:
+            import threading
+
+            def spy() -> None:
+                time.sleep(3)
+                for proc_name in ("rasa-1", "actions-1"):
+                    pid = stack.procs[proc_name].pid
+                    raw = self.profile_dir / f"{proc_name}.txt"
+                    profile[proc_name] = pyspy_profile(pid, max(5, int(args.sat_duration / 2) - 4), raw)
+                    profile[proc_name + " functions"] = top_functions(
+                        raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
+
+            spy_thread = threading.Thread(target=spy)
+            spy_thread.start()
+        r = run(self.url, self.population, buyers=c, pause=0.0, duration=args.sat_duration, spread=0,
+                floor=self.floor, name=f"nopause-{c}", max_conversations=args.max_conversations)
+        after = cpu_snapshot(stack)
+        if spy_thread is not None:
+            spy_thread.join()
+        self.results.append(r)
+        ok = sum(s.ok for s in r.samples)
+        cpu = {k: (after.get(k, 0) - before.get(k, 0)) / max(ok, 1) * 1000 for k in after}
+        self.out["saturation"].append((r, cpu))
+        if profile:
+            self.out["profile"] = profile
+        self.out["nginx"] = nginx_split(self.cfg.log_dir / "nginx-access.log", since, self.cfg.ports.rasa,
+                                        self.cfg.ports.actions)
+        print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
+              f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}"
+              + (" (IDENTITIES RAN OUT: shorter than asked)" if r.ran_out else ""), flush=True)
+        print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
+            cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05), flush=True)
+        if self.out["nginx"].get("action_calls_per_message"):
+            print(f"[{name}]     action calls: " + ", ".join(f"{k} {v:.4g}" for k, v in self.out["nginx"].items()),
+                  flush=True)
+
+    def check(self) -> None:
+        self.out["checks"] = check_conversations(self.stack, self.results, with_app=not self.floor)
+        print(f"[{self.name}] checks: {self.out['checks']}", flush=True)
+
+    def stop(self) -> None:
+        self.stack.stop()
+        for db in (self.cfg.app_db, self.cfg.tracker_db):
+            drop_database(self.cfg.pg_server, db)
+        drop_lock_keys(self.cfg)
+
+
+def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
+    """Start every stack, then each level on each stack in turn; always stop them all."""
+    try:
+        for stack in stacks:
+            stack.start()
+        # Floor then bot at one level, bot then floor at the next (and so on): a steady drift in the host's
+        # speed then favours neither.
+        turns = [(StackBench.paused, level) for level in args.levels] + [(StackBench.saturation, c) for c in args.sat]
+        for i, (measure, level) in enumerate(turns):
+            for stack in (stacks if i % 2 == 0 else stacks[::-1]):
+                measure(stack, level)
+        for stack in stacks:
+            stack.check()
     finally:
-        stack.stop()
-        for db in (cfg.app_db, cfg.tracker_db):
-            drop_database(cfg.pg_server, db)
-        drop_lock_keys(cfg)
-    return out
+        for stack in stacks:
+            stack.stop()
 
 
 def fmt_ms(seconds: float) -> str:
@@ -543,7 +577,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              "PostgreSQL tracker store, Redis lock store); the floor is a one-rule bot without actions, the bot "
              "has 2 action servers, the web app and 2 workers on PostgreSQL. One conversation = 6 messages "
              "(greeting, quality reason, photos later, quote, 确认 → submitted, status, thanks), every answer "
-             "checked." + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
+             "checked. Both stacks run at once and take turns level by level (floor then bot, then bot then floor "
+             "at the next level), so that the host's drift in speed reaches both alike." + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
              f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s, "
              f"{args.duration:.0f} s per level)", "",
              "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
@@ -631,7 +666,7 @@ def main() -> int:
         work = Path(tmp)
         profile_dir = ROOT / "var" / "load-bench-profile"
         profile_dir.mkdir(parents=True, exist_ok=True)
-        floor = None
+        stacks: list[StackBench] = []
         if not args.bot_only:
             print("training the floor bot …", flush=True)
             t = time.monotonic()
@@ -642,15 +677,17 @@ def main() -> int:
                                    tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
                                    model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
                                    extra_env=extra_env)
-            floor = bench_stack("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed,
-                                profile_dir=profile_dir)
+            stacks.append(StackBench("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed,
+                                     profile_dir=profile_dir))
         bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)
-        bot = bench_stack("bot", bot_cfg, floor=False, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+        stacks.append(StackBench("bot", bot_cfg, floor=False, args=args, ids_needed=ids_needed,
+                                 profile_dir=profile_dir))
+        bench_stacks(stacks, args)
         if args.bot_only:
             return 0
-        report = write_report(args, floor, bot, started, load)
+        report = write_report(args, stacks[0].out, stacks[1].out, started, load)
         logs = ROOT / "var" / "load-bench-logs"
         shutil.rmtree(logs, ignore_errors=True)
         shutil.copytree(bot_cfg.log_dir, logs, ignore=shutil.ignore_patterns("nginx-access.log"))
