@@ -27,6 +27,17 @@ def test_quality_return_quote_refunds_items_pro_rata_and_freight(svc):
     assert quote.kind.value == "return_refund"
 
 
+def test_the_view_submit_returns_is_the_stored_request_read_back(svc):
+    """submit() builds its answer from what it wrote: it must equal the request as read from the database."""
+    made = [after_sales.submit(svc, buyer_id=1, order_no=DELIVERED, reason="quality", words="开线了"),
+            after_sales.submit(svc, buyer_id=1, order_no=COD_DELIVERED, reason="size", resolution="return",
+                               account="alipay:13812345678")]
+    stored = {view.id: view for view in after_sales.requests_of_buyer(svc, 1)}
+    for view in made:
+        assert view == stored[view.id]
+    assert len(made[0].lines) == 2 and made[1].refund_account_masked == stored[made[1].id].refund_account_masked
+
+
 def test_submit_stores_request_with_72h_review_deadline_and_audit_event(svc, clock):
     view = after_sales.submit(svc, buyer_id=1, order_no=DELIVERED, reason="quality", words="开线了")
     stored = row(svc, view.id)
