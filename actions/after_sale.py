@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, off_the_loop, shop_of
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
-from bot.domain.errors import DomainError
+from bot.domain.errors import AmountMismatch, DomainError
 from bot.domain.money import Pick, yuan
 from bot.domain.policy import who_pays_text
 from bot.domain.workflow import Kind
@@ -21,7 +21,7 @@ from bot.services import after_sales
 from bot.services.orders import order_of_buyer, orders_of_buyer
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
-              "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts")
+              "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts", "quoted_total_fen")
 MAX_INVALID = 2  # after this many unusable answers, offer buttons and a person
 KIND_LABELS = {Kind.REFUND_ONLY: "仅退款", Kind.RETURN_REFUND: "退货退款", Kind.EXCHANGE: "换货"}
 ROUTE_LABELS = {"original": "原路退回", "account": "退到您提供的账户", "none": "无需退款"}
@@ -182,7 +182,7 @@ class ActionAskConfirmed(ServiceAction):
             ])
         else:
             dispatcher.utter_message(response="utter_ask_confirmed", kind_label=KIND_LABELS[quote.kind])
-        return []
+        return [SlotSet("quoted_total_fen", float(quote.total_fen))]
 
 
 class ValidateAfterSaleForm(FormValidationAction):
@@ -352,14 +352,22 @@ class ActionSubmitAfterSale(ServiceAction):
         if tracker.get_slot("confirmed") is not True:
             dispatcher.utter_message(response="utter_cancelled_application")
             return reset
-        view = after_sales.submit(
-            self.services, buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
-            reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
-            resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
-            confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
-            expected_total_fen=quote.total_fen, earlier_reasons=tracker.get_slot("earlier_reasons"),
-            evidence_ids=evidence_ids(tracker.get_slot("evidence")),
-        )
+        shown = tracker.get_slot("quoted_total_fen")
+        try:
+            view = after_sales.submit(
+                self.services, buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+                reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
+                resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
+                confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
+                # What the buyer saw and confirmed; the system's amount at this moment when nothing was shown.
+                expected_total_fen=int(shown) if shown is not None else quote.total_fen,
+                earlier_reasons=tracker.get_slot("earlier_reasons"),
+                evidence_ids=evidence_ids(tracker.get_slot("evidence")),
+            )
+        except AmountMismatch as exc:
+            dispatcher.utter_message(response="utter_amount_changed", shown=yuan(int(shown or 0)),
+                                     now=yuan(int(exc.details["expected"])))  # type: ignore[call-overload]
+            return reset
         hours = int(quote.review_window.total_seconds() // 3600)
         dispatcher.utter_message(
             response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,

@@ -36,10 +36,31 @@ def test_start_leaves_the_order_open_when_the_buyer_has_several(services):
 
 
 def test_confirmation_shows_the_computed_refund_and_freight(services):
-    messages, _ = run(ActionAskConfirmed(), tracker(3, slots=SLICE))
+    messages, events = run(ActionAskConfirmed(), tracker(3, slots=SLICE))
     quote = next(m for m in messages if m["response"] == "utter_quote")
     assert quote["total"] == "¥199.00" and "商家承担" in quote["explanation"]
     assert responses(messages)[-1] == "utter_ask_confirmed"
+    assert slot_events(events)["quoted_total_fen"] == 19900.0  # what the buyer is asked to confirm
+
+
+def test_submit_sends_the_amount_the_buyer_confirmed(services):
+    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True,
+                                                                 "quoted_total_fen": 19900.0}))
+    assert responses(messages)[0] == "utter_submitted"
+    with services.sessions() as session:
+        assert session.scalar(select(AfterSale.refund_fen + AfterSale.freight_refund_fen)) == 19900
+
+
+def test_an_amount_that_changed_after_the_buyer_saw_it_is_not_submitted(services):
+    """The buyer confirmed ¥199.00; if the system's amount differs by the time of submitting, the buyer hears
+    both amounts, nothing is created, and the application starts over."""
+    messages, events = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True,
+                                                                      "quoted_total_fen": 25900.0}))
+    assert responses(messages) == ["utter_amount_changed"]
+    assert (messages[0]["shown"], messages[0]["now"]) == ("¥259.00", "¥199.00")
+    with services.sessions() as session:
+        assert session.scalar(select(AfterSale)) is None
+    assert slot_events(events)["quoted_total_fen"] is None and slot_events(events)["confirmed"] is None
 
 
 def test_submit_creates_the_request_and_a_phone_task(services):
