@@ -348,12 +348,16 @@ def cpu_snapshot(stack: ProdStack) -> dict[str, float]:
 CATEGORIES = [
     ("TensorFlow (DIET/TED inference)", re.compile(r"tensorflow|keras")),
     ("jieba tokenizer", re.compile(r"jieba")),
+    # Our patches of Rasa (rasa_speedups, rasa_guard, rasa_lock) stand in for Rasa code they replace or wrap.
+    ("our Rasa patches and guards (bot/nlu/rasa_speedups, bot/ops/rasa_*)",
+     re.compile(r"bot/nlu/rasa_speedups|bot/ops/rasa_")),
     ("spaCy entity rules (bot/nlu)", re.compile(r"spacy|bot/nlu")),
     ("featurizers / scikit-learn / numpy", re.compile(r"featurizers|sklearn|scipy|numpy")),
     ("SQL (SQLAlchemy, psycopg)", re.compile(r"sqlalchemy|psycopg")),
     ("lock store (redis)", re.compile(r"redis")),
     ("logging (structlog, logging)", re.compile(r"structlog|/logging/")),
-    ("JSON / copying (json, ujson, copy)", re.compile(r"/json/|ujson|/copy\.py|jsonpickle")),
+    # py-spy names standard-library files relative ("json/decoder.py"), site-packages ones by their path.
+    ("JSON / copying (json, ujson, copy)", re.compile(r"[(/]json/|ujson|[(/]copy\.py|jsonpickle")),
     ("tracker replay and events (rasa.shared.core)", re.compile(r"rasa/shared/core/(trackers|events|domain|slots)")),
     ("policies and featurizing states (rasa.core)", re.compile(r"rasa/core/(policies|featurizers)")),
     ("checking action-server answers (jsonschema)", re.compile(r"jsonschema|_validate_action_result")),
