@@ -12,7 +12,7 @@ from rasa_sdk.types import DomainDict
 from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, off_the_loop, shop_of
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
-from bot.domain.errors import AmountMismatch, DomainError
+from bot.domain.errors import AmountMismatch, DomainError, NotEligible
 from bot.domain.money import Pick, yuan
 from bot.domain.policy import who_pays_text
 from bot.domain.workflow import Kind
@@ -345,28 +345,35 @@ class ActionSubmitAfterSale(ServiceAction):
 
     async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
         reset = [SlotSet(slot, None) for slot in FORM_SLOTS]
-        quote = _quote(tracker)
-        if not quote.decision.accepted:
-            dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
-            return reset
         if tracker.get_slot("confirmed") is not True:
-            dispatcher.utter_message(response="utter_cancelled_application")
+            # Either nothing applies (the form stopped before asking) or the buyer declined.
+            quote = _quote(tracker)
+            if not quote.decision.accepted:
+                dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
+            else:
+                dispatcher.utter_message(response="utter_cancelled_application")
             return reset
         shown = tracker.get_slot("quoted_total_fen")
         try:
-            view = after_sales.submit(
+            view, quote = after_sales.submit_with_quote(
                 self.services, buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
                 reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
                 resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
                 confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
-                # What the buyer saw and confirmed; the system's amount at this moment when nothing was shown.
-                expected_total_fen=int(shown) if shown is not None else quote.total_fen,
+                # What the buyer saw and confirmed (nothing to check against when no amount was shown).
+                expected_total_fen=int(shown) if shown is not None else None,
                 earlier_reasons=tracker.get_slot("earlier_reasons"),
                 evidence_ids=evidence_ids(tracker.get_slot("evidence")),
             )
         except AmountMismatch as exc:
             dispatcher.utter_message(response="utter_amount_changed", shown=yuan(int(shown or 0)),
                                      now=yuan(int(exc.details["expected"])))  # type: ignore[call-overload]
+            return reset
+        except NotEligible as exc:
+            if "rule" not in exc.details:  # the order itself (cancelled, too old): the generic answer
+                raise
+            # The shop's rules no longer accept it (they changed after the buyer confirmed).
+            dispatcher.utter_message(response="utter_not_accepted", explanation=exc.message)
             return reset
         hours = int(quote.review_window.total_seconds() // 3600)
         dispatcher.utter_message(

@@ -409,6 +409,20 @@ def submit(
     evidence_ids: list[int] | None = None,
 ) -> RequestView:
     """Create the after-sales request and start the seller's review timer."""
+    return submit_with_quote(
+        svc, buyer_id=buyer_id, order_no=order_no, reason=reason, picks=picks, resolution=resolution, words=words,
+        confidence=confidence, account=account, expected_total_fen=expected_total_fen,
+        earlier_reasons=earlier_reasons, evidence_ids=evidence_ids)[0]
+
+
+def submit_with_quote(
+    svc: Services, *, buyer_id: int, order_no: str, reason: str, picks: list[Pick] | None = None,
+    resolution: str | None = None, words: str = "", confidence: float | None = None,
+    account: str | None = None, expected_total_fen: int | None = None, earlier_reasons: list[str] | None = None,
+    evidence_ids: list[int] | None = None,
+) -> tuple[RequestView, Quote]:
+    """submit(), also returning the quote the request was made from (the chat tells the buyer what follows
+    from it without working it out once more)."""
     with svc.sessions() as session, session.begin():
         order, q = _quote(session, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
                           resolution=resolution)
@@ -461,7 +475,7 @@ def submit(
             refund_fen=row.refund_fen + row.freight_refund_fen, deadline_at=row.deadline_at,
             deadline_kind=row.deadline_kind, rule_id=row.rule_id, refund_route=row.refund_route,
             refund_account_masked=mask_account(row.refund_account), last_reason_note=row.last_reason_note,
-            version=row.version, lines=q.lines)
+            version=row.version, lines=q.lines), q
 
 
 # ---------------------------------------------------------------- transitions

@@ -51,6 +51,20 @@ def test_submit_sends_the_amount_the_buyer_confirmed(services):
         assert session.scalar(select(AfterSale.refund_fen + AfterSale.freight_refund_fen)) == 19900
 
 
+def test_a_reason_the_shop_does_not_accept_is_explained_and_nothing_is_submitted(services, clock):
+    """色差 more than 7 days after receipt: the form stops before asking to confirm, and submit explains."""
+    clock.advance(days=30)
+    slots = {**SLICE, "reason": "color_difference"}
+    messages, events = run(ActionSubmitAfterSale(), tracker(3, slots=slots))
+    assert responses(messages) == ["utter_not_accepted"] and messages[0]["explanation"]
+    assert slot_events(events)["order_no"] is None
+    # Confirmed while the rules still allowed it, refused by the time of submitting: explained as well.
+    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**slots, "confirmed": True}))
+    assert responses(messages) == ["utter_not_accepted"] and messages[0]["explanation"]
+    with services.sessions() as session:
+        assert session.scalar(select(AfterSale)) is None
+
+
 def test_an_amount_that_changed_after_the_buyer_saw_it_is_not_submitted(services):
     """The buyer confirmed ¥199.00; if the system's amount differs by the time of submitting, the buyer hears
     both amounts, nothing is created, and the application starts over."""
