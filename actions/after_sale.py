@@ -21,7 +21,8 @@ from bot.services import after_sales
 from bot.services.orders import order_of_buyer, orders_of_buyer
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
-              "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts", "quoted_total_fen")
+              "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts", "quoted_total_fen",
+              "reason_changed")
 MAX_INVALID = 2  # after this many unusable answers, offer buttons and a person
 KIND_LABELS = {Kind.REFUND_ONLY: "仅退款", Kind.RETURN_REFUND: "退货退款", Kind.EXCHANGE: "换货"}
 ROUTE_LABELS = {"original": "原路退回", "account": "退到您提供的账户", "none": "无需退款"}
@@ -128,27 +129,6 @@ class ActionAskPicks(ServiceAction):
 def evidence_needed(quote: after_sales.Quote, tracker: Tracker) -> bool:
     """Photos when the policy asks for them, or when the buyer changed the reason after hearing who pays."""
     return quote.decision.evidence.value == "required" or bool(tracker.get_slot("earlier_reasons"))
-
-
-class ActionAskEvidence(ServiceAction):
-    def name(self) -> str:
-        return "action_ask_evidence"
-
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        if tracker.get_slot("earlier_reasons"):
-            dispatcher.utter_message(response="utter_error_generic",
-                                     message="您前后说的原因不一样，为了公平处理，需要您提供照片作为凭证。")
-        dispatcher.utter_message(response="utter_ask_evidence")
-        return []
-
-
-class ActionAskRefundAccount(ServiceAction):
-    def name(self) -> str:
-        return "action_ask_refund_account"
-
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        dispatcher.utter_message(response="utter_ask_refund_account")
-        return []
 
 
 def quote_lines(quote: after_sales.Quote) -> str:
@@ -267,6 +247,7 @@ class ValidateAfterSaleForm(FormValidationAction):
         if previous and previous != reason:
             # The buyer changed the reason (maybe after hearing who pays): keep both on record.
             result["earlier_reasons"] = [*(tracker.get_slot("earlier_reasons") or []), previous]
+            result["reason_changed"] = True
             result["confirmed"] = None
         return result
 

@@ -126,6 +126,7 @@ def test_a_changed_reason_is_kept_and_asks_for_evidence(services):
     t = tracker(3, intent="reason_quality", slots={"reason": "dislike"}, active_loop="after_sale_form")
     result = asyncio.run(ValidateAfterSaleForm().extract_reason(CollectingDispatcher(), t, DOMAIN))
     assert result["reason"] == "quality" and result["earlier_reasons"] == ["dislike"]
+    assert result["reason_changed"] is True  # utter_ask_evidence then says why photos are needed
 
 
 def test_tracking_number_is_taken_for_the_request_awaiting_return(services):
