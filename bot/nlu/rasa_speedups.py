@@ -18,6 +18,14 @@ from __future__ import annotations
 from typing import Any, Dict, Text
 
 _installed = False
+# What each patch replaced, by "Class.attribute": the tests compare every patch with Rasa's own code, whatever
+# imported this module first.
+ORIGINALS: Dict[str, Any] = {}
+
+
+def _patch(owner: Any, name: str, replacement: Any) -> None:
+    ORIGINALS.setdefault(f"{owner.__name__}.{name}", getattr(owner, name))
+    setattr(owner, name, replacement)
 
 
 def install() -> None:
@@ -81,7 +89,7 @@ def _install_response_validator() -> None:
                           "the Action endpoint is valid.")
             raise e
 
-    RemoteAction._validate_action_result = _validate_action_result
+    _patch(RemoteAction, "_validate_action_result", _validate_action_result)
 
 
 def _install_event_type_cache() -> None:
@@ -101,7 +109,7 @@ def _install_event_type_cache() -> None:
             cls = table.get(type_name)
         return cls if cls is not None else original(type_name, default)
 
-    Event.resolve_by_type = staticmethod(resolve_by_type)
+    _patch(Event, "resolve_by_type", staticmethod(resolve_by_type))
 
 
 def _install_minimal_schema_cache() -> None:
@@ -119,7 +127,7 @@ def _install_minimal_schema_cache() -> None:
             hit = cache[key] = (self, original(self, targets))
         return hit[1]
 
-    GraphSchema.minimal_graph_schema = minimal_graph_schema
+    _patch(GraphSchema, "minimal_graph_schema", minimal_graph_schema)
 
 
 def _install_concrete_prediction() -> None:
@@ -149,7 +157,7 @@ def _install_concrete_prediction() -> None:
             outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
         return outputs
 
-    RasaModel._rasa_predict = _rasa_predict
+    _patch(RasaModel, "_rasa_predict", _rasa_predict)
 
 
 def _install_past_states_reuse() -> None:
@@ -177,7 +185,7 @@ def _install_past_states_reuse() -> None:
         return [{name: dict(sub) if isinstance(sub, dict) else sub for name, sub in state.items()}
                 for state in hit[2]]
 
-    DialogueStateTracker.past_states = past_states
+    _patch(DialogueStateTracker, "past_states", past_states)
 
 
 def _install_feature_joining() -> None:
@@ -209,7 +217,7 @@ def _install_feature_joining() -> None:
         first = features[0]
         return Features(joined, first.type, first.attribute, featurizers)
 
-    Message._combine_features = staticmethod(_combine_features)
+    _patch(Message, "_combine_features", staticmethod(_combine_features))
 
 
 def _install_in_order_graph_runner() -> None:
@@ -265,4 +273,4 @@ def _install_in_order_graph_runner() -> None:
             raise GraphRunError("Error running runner.") from e
         return dict(results.get(target, target) for target in run_targets)
 
-    DaskGraphRunner.run = run
+    _patch(DaskGraphRunner, "run", run)

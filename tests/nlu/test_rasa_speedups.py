@@ -5,26 +5,22 @@ import pytest
 import rasa.shared.utils.common as common
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.graph import GraphSchema, SchemaNode
+from rasa.engine.runner.dask import DaskGraphRunner
 from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.training_data.message import Message
+from rasa.utils.tensorflow.models import RasaModel
 
-ORIGINAL_RESOLVE = Event.resolve_by_type
-ORIGINAL_MINIMAL = GraphSchema.minimal_graph_schema
-from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
-
-ORIGINAL_PREDICT = RasaModel._rasa_predict
-from rasa.shared.core.trackers import DialogueStateTracker  # noqa: E402
-
-ORIGINAL_PAST_STATES = DialogueStateTracker.past_states
-from rasa.shared.nlu.training_data.message import Message  # noqa: E402
-from rasa.engine.runner.dask import DaskGraphRunner  # noqa: E402
-
-ORIGINAL_RUN = DaskGraphRunner.run
-
-ORIGINAL_COMBINE = Message._combine_features
-
-from bot.nlu import rasa_speedups  # noqa: E402
+from bot.nlu import rasa_speedups
 
 rasa_speedups.install()
+# Rasa's own code, as the patches found it (another test module may have installed them first).
+ORIGINAL_RESOLVE = rasa_speedups.ORIGINALS["Event.resolve_by_type"]
+ORIGINAL_MINIMAL = rasa_speedups.ORIGINALS["GraphSchema.minimal_graph_schema"]
+ORIGINAL_PREDICT = rasa_speedups.ORIGINALS["RasaModel._rasa_predict"]
+ORIGINAL_PAST_STATES = rasa_speedups.ORIGINALS["DialogueStateTracker.past_states"]
+ORIGINAL_RUN = rasa_speedups.ORIGINALS["DaskGraphRunner.run"]
+ORIGINAL_COMBINE = rasa_speedups.ORIGINALS["Message._combine_features"]
 
 GOOD = [
     {"events": [], "responses": []},
