@@ -196,8 +196,8 @@ def _install_feature_joining() -> None:
     import numpy as np
     import scipy.sparse
     from rasa.shared.nlu.training_data.features import Features
-    from scipy.sparse._sputils import get_index_dtype, upcast  # what `bmat` itself uses
     from rasa.shared.nlu.training_data.message import Message
+    from scipy.sparse._sputils import get_index_dtype, upcast  # what `bmat` itself uses
 
     original = Message._combine_features
 
