@@ -489,7 +489,8 @@ class StackBench:
     def paused(self, level: int) -> None:
         args, name = self.args, self.name
         r = run(self.url, self.population, buyers=level, pause=args.pause, duration=args.duration,
-                spread=args.spread, floor=self.floor, name=f"paused-{level}", max_conversations=args.max_conversations)
+                spread=args.spread, floor=self.floor, name=f"paused-{level}",
+                max_conversations=args.max_conversations)
         self.results.append(r)
         self.out["paused"].append(r)
         print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "

@@ -525,8 +525,8 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> dict:
               flush=True)
     svc.sessions.kw["bind"].dispose()
     return {"backend": name, "rows": total_rows, "insert_s": insert_s, "sweep_s": sweep_s, "applied": applied,
-            "svc_tps": svc_tps, "raw_tps": raw_tps, "ratio": ratio, "svc_runs": svc_runs, "raw_runs": raw_runs, "profile": profile,
-            "sweep_target": target, "sync_us": sync_us}
+            "svc_tps": svc_tps, "raw_tps": raw_tps, "ratio": ratio, "svc_runs": svc_runs, "raw_runs": raw_runs,
+            "profile": profile, "sweep_target": target, "sync_us": sync_us}
 
 
 def write_results(args: argparse.Namespace, results: list[dict], started: float) -> None:
