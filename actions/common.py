@@ -55,7 +55,7 @@ class UnknownBuyer(DomainError):
     code = "unknown_buyer"
 
 
-def settings() -> Settings:
+def current_settings() -> Settings:
     """The settings for this process's environment, read once per set of BOT_* variables: reading them means
     reading the secret files, and the buyer is looked up several times in each action call (a tenth of the
     action server's CPU under load, bench/LOAD_RESULTS.md)."""
@@ -74,18 +74,18 @@ def _buyer_of_token(token: str, secret_key: str) -> int | None:
 
 def buyer_id_of(tracker: Tracker) -> int:
     """The signed-in buyer: a token in the message metadata, or (dev only) the sender id."""
-    settings_ = settings()
+    settings = current_settings()
     metadata = tracker.latest_message.get("metadata") or {}
     token = metadata.get("buyer_token") if isinstance(metadata, dict) else None
     if token:
-        buyer = _buyer_of_token(str(token), settings_.secret_key)
+        buyer = _buyer_of_token(str(token), settings.secret_key)
         named = buyer_from_sender(tracker.sender_id or "")
         # A valid token of one buyer must not write into another buyer's conversation.
         if buyer is None or (named is not None and named != buyer):
             raise UnknownBuyer("抱歉，您的登录状态已失效，请刷新页面重新登录后再试。")
         return buyer
     buyer = buyer_from_sender(tracker.sender_id or "")
-    if buyer is not None and settings_.trust_sender_id:
+    if buyer is not None and settings.trust_sender_id:
         return buyer
     raise UnknownBuyer("抱歉，我需要先确认您的身份，请从店铺页面登录后再联系我。")
 
@@ -94,7 +94,7 @@ def shop_of(tracker: Tracker) -> str:
     """The shop whose window the buyer chats in (metadata `shop`), else the configured one."""
     metadata = tracker.latest_message.get("metadata") or {}
     shop = metadata.get("shop") if isinstance(metadata, dict) else None
-    return str(shop) if shop else settings().default_shop
+    return str(shop) if shop else current_settings().default_shop
 
 
 def text_of(domain: dict[str, Any], response: str, **values: object) -> str:

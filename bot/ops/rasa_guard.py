@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import logging
 import os
 import re
@@ -39,9 +41,11 @@ from rasa.core import tracker_store as _ts
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
+from rasa.shared.core.trackers import EventVerbosity
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+import ujson
 
 from bot.logging_setup import install_pii_masking
 from bot.nlu import rasa_speedups
@@ -180,10 +184,6 @@ def _loads(data: Text) -> Any:
     """An event's stored JSON as Python, by ujson (Rasa's own dependency), about twice as fast as json: the
     standard decoder was 8 % of Rasa's CPU under load. ujson gives the same objects (floats round-trip
     exactly); anything it refuses (NaN, integers beyond 64 bits) is read by json as before."""
-    import json
-
-    import ujson
-
     try:
         return ujson.loads(data)
     except (ValueError, OverflowError):
@@ -192,8 +192,6 @@ def _loads(data: Text) -> Any:
 
 def _event_row(sender_id: Text, event: Any) -> Dict[str, Any]:
     """The row of Rasa's events table for one event, as Rasa's own store writes it."""
-    import json
-
     data = event.as_dict()
     return {"sender_id": sender_id, "type_name": event.type_name, "timestamp": data.get("timestamp"),
             "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
@@ -297,10 +295,6 @@ class _TurnView:
 
     def current_state(self, verbosity: Any) -> Dict[Text, Any]:
         """Rasa asks for every event (EventVerbosity.ALL): these are the turn's."""
-        import itertools
-
-        from rasa.shared.core.trackers import EventVerbosity
-
         state = self._tracker.current_state(EventVerbosity.NONE)
         state["events"] = [e.as_dict() for e in itertools.islice(self._tracker.events, self._start, None)]
         return state

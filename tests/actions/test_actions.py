@@ -271,8 +271,8 @@ def test_the_settings_are_read_once_per_environment(monkeypatch):
     from bot.settings import load_settings as load_settings_now
 
     monkeypatch.setenv("BOT_DEFAULT_SHOP", "shop-a")
-    assert common.settings().default_shop == "shop-a" and common.settings().default_shop == "shop-a"
+    assert common.current_settings().default_shop == "shop-a" and common.current_settings().default_shop == "shop-a"
     assert len(reads) == 1
     monkeypatch.setenv("BOT_DEFAULT_SHOP", "shop-b")
-    assert common.settings().default_shop == "shop-b"
+    assert common.current_settings().default_shop == "shop-b"
     assert len(reads) == 2
