@@ -8,7 +8,7 @@ load (bench/LOAD_RESULTS.md):
 - turning stored events back into objects searched all subclasses of `Event` for every single event;
 - every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs;
 - DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
-- every prediction replayed the conversation into states once per policy, twice for the rule policy;
+- every prediction replayed the whole conversation into states once per policy, twice for the rule policy;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
   and checks every block again;
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
@@ -162,31 +162,90 @@ def _install_concrete_prediction() -> None:
 
 
 def _install_past_states_reuse() -> None:
-    """A tracker's past states are worked out once per set of arguments while its events stay the same; the
-    rule policy asked twice per prediction. Each caller gets its own copy of the states (states are dicts of
-    dicts of strings and tuples, and Rasa edits the last one in place). The states depend only on the
-    events and the domain, so the events the states were made from are the key: how many there are and
-    which objects are first and last (kept alive with the entry, so an identity cannot be reused)."""
+    """A tracker's past states are worked out as its events grow, instead of from the first event on every
+    call (a prediction asks three times: twice for the rule policy, once for memoization; a turn makes two or
+    three predictions). Rasa's states are a function of the applied events alone, visited in order
+    (`Domain.states_for_tracker_history` over `generate_all_prior_trackers`): while the applied events of a
+    call begin with the very event objects of the previous call's, the walk goes on from where it stopped;
+    anything else (a reverted turn, a loop's rewound execution, another domain) walks again from the start.
+    Each caller gets its own copy of the states (dicts of dicts of strings and tuples; Rasa edits the last
+    one in place)."""
     from rasa.shared.core.trackers import DialogueStateTracker
 
     original = DialogueStateTracker.past_states
 
     def past_states(self: DialogueStateTracker, domain: Any, omit_unset_slots: bool = False,
                     ignore_rule_only_turns: bool = False, rule_only_data: Any = None) -> Any:
-        events = self.events
-        if not events:
+        if not self.events:
             return original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-        made_from = (events[0], events[-1], domain, rule_only_data)
+        walks = self.__dict__.setdefault("_bot_state_walks", {})
         key = (id(domain), omit_unset_slots, ignore_rule_only_turns, id(rule_only_data))
-        cache = self.__dict__.setdefault("_bot_past_states", {})
-        hit = cache.get(key)
-        if hit is None or hit[0] != len(events) or any(a is not b for a, b in zip(hit[1], made_from)):
-            states = original(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
-            hit = cache[key] = (len(events), made_from, states)
+        applied = self.applied_events()
+        walk = walks.get(key)
+        if walk is None or not walk.continues(domain, rule_only_data, applied):
+            walk = walks[key] = _StateWalk(self, domain, omit_unset_slots, ignore_rule_only_turns, rule_only_data)
         return [{name: dict(sub) if isinstance(sub, dict) else sub for name, sub in state.items()}
-                for state in hit[2]]
+                for state in walk.states_after(applied)]
 
     _patch(DialogueStateTracker, "past_states", past_states)
+
+
+class _StateWalk:
+    """`Domain.states_for_tracker_history` as a walk that can be continued: the prior tracker, the states of
+    the turns so far and the rule-only bookkeeping are kept between calls; `_visit` is Rasa's loop body."""
+
+    def __init__(self, tracker: Any, domain: Any, omit_unset_slots: bool, ignore_rule_only_turns: bool,
+                 rule_only_data: Any) -> None:
+        self.domain, self.rule_only_data = domain, rule_only_data  # kept alive: their ids are in the key
+        self.omit_unset_slots, self.ignore_rule_only_turns = omit_unset_slots, ignore_rule_only_turns
+        self.prior = tracker.init_copy()
+        self.applied: list = []
+        self.states: list = []
+        self.last_ml_action_sub_state: Any = None
+        self.turn_was_hidden = False
+
+    def continues(self, domain: Any, rule_only_data: Any, applied: list) -> bool:
+        done = self.applied
+        return (domain is self.domain and rule_only_data is self.rule_only_data and len(applied) >= len(done)
+                and all(a is b for a, b in zip(done, applied)))
+
+    def states_after(self, applied: list) -> list:
+        from rasa.shared.core.events import ActionExecuted
+
+        for event in applied[len(self.applied):]:
+            if isinstance(event, ActionExecuted):
+                self._visit(event.hide_rule_turn)
+            self.prior.update(event)
+            self.applied.append(event)
+        # The state after the last event is not kept: the next call may bring more events before it.
+        kept = (len(self.states), self.last_ml_action_sub_state, self.turn_was_hidden)
+        self._visit(False)
+        states = list(self.states)
+        del self.states[kept[0]:]
+        self.last_ml_action_sub_state, self.turn_was_hidden = kept[1], kept[2]
+        return states
+
+    def _visit(self, hide_rule_turn: bool) -> None:
+        import rasa.shared.core.constants as constants
+
+        domain, tr, states = self.domain, self.prior, self.states
+        if self.ignore_rule_only_turns:
+            # remember previous ml action based on the last non hidden turn
+            if not self.turn_was_hidden:
+                self.last_ml_action_sub_state = domain._get_prev_action_sub_state(tr)
+            # followup action or happy path loop prediction don't change whether the turn is hidden
+            if not tr.followup_action and not tr.latest_action_name == tr.active_loop_name:
+                self.turn_was_hidden = hide_rule_turn
+            if self.turn_was_hidden:
+                return
+        state = domain.get_active_state(tr, omit_unset_slots=self.omit_unset_slots)
+        if self.ignore_rule_only_turns:
+            domain._remove_rule_only_features(state, self.rule_only_data)
+            if states:
+                domain._substitute_rule_only_user_input(state, states[-1])
+            if self.last_ml_action_sub_state:
+                state[constants.PREVIOUS_ACTION] = self.last_ml_action_sub_state
+        states.append(domain._clean_state(state))
 
 
 def _install_feature_joining() -> None:

@@ -165,6 +165,50 @@ def test_past_states_are_rasas_for_every_prefix_of_every_training_conversation()
     assert checked > 2_000
 
 
+def test_past_states_walk_again_when_earlier_events_stop_applying():
+    """Reverted turns, rewound loop executions and restarts change which earlier events apply: the states must
+    still be Rasa's after every event of conversations with such events mixed in at random."""
+    import random
+    from pathlib import Path
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
+                                         SlotSet, UserUttered, UserUtteranceReverted)
+
+    root = Path(__file__).resolve().parents[2]
+    domain = Domain.load(str(root / "domain.yml"))
+    rule_only = {"slots": ["requested_slot"], "loops": ["after_sale_form"]}
+    rng = random.Random(7)
+
+    def user(intent: str) -> UserUttered:
+        return UserUttered(intent, {"name": intent, "confidence": 1.0})
+
+    pieces = [
+        lambda: [ActionExecuted("action_listen"), user("request_return")],
+        lambda: [ActionExecuted("after_sale_form"), ActiveLoop("after_sale_form"),
+                 SlotSet("requested_slot", "order_no")],
+        lambda: [ActionExecuted("after_sale_form"), SlotSet("order_no", "202611200000000104")],
+        lambda: [ActionExecuted("after_sale_form"), ActiveLoop(None), SlotSet("requested_slot", None)],
+        lambda: [ActionExecuted("utter_greet", hide_rule_turn=True)],
+        lambda: [UserUtteranceReverted()],
+        lambda: [ActionReverted()],
+        lambda: [Restarted()],
+        lambda: [SessionStarted()],
+        lambda: [ActionExecuted("action_listen"), user("greet")],
+    ]
+    checked = 0
+    for _ in range(40):
+        tracker = DialogueStateTracker("walk", domain.slots)
+        for _ in range(rng.randint(5, 25)):
+            for event in rng.choice(pieces)():
+                tracker.update(event, domain)
+                for omit, ignore, rules in ((False, False, None), (True, True, rule_only), (True, False, None)):
+                    assert tracker.past_states(domain, omit, ignore, rules) == \
+                        ORIGINAL_PAST_STATES(tracker, domain, omit, ignore, rules)
+                    checked += 1
+    assert checked > 1_000
+
+
 def _same_features(mine, theirs) -> None:
     assert (mine.type, mine.attribute, mine.origin) == (theirs.type, theirs.attribute, theirs.origin)
     assert type(mine.features) is type(theirs.features)
