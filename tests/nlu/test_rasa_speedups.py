@@ -166,14 +166,16 @@ def test_past_states_are_rasas_for_every_prefix_of_every_training_conversation()
 
 
 def test_past_states_walk_again_when_earlier_events_stop_applying():
-    """Reverted turns, rewound loop executions and restarts change which earlier events apply: the states must
-    still be Rasa's after every event of conversations with such events mixed in at random."""
+    """Reverted turns, rewound loop executions and restarts change which earlier events apply, and a prediction's
+    featurization event edits an earlier user event: the states must still be Rasa's after every event of
+    conversations with such events mixed in at random."""
     import random
     from pathlib import Path
 
     from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
-                                         SlotSet, UserUttered, UserUtteranceReverted)
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop,
+                                         DefinePrevUserUtteredFeaturization, Restarted, SessionStarted, SlotSet,
+                                         UserUttered, UserUtteranceReverted)
 
     root = Path(__file__).resolve().parents[2]
     domain = Domain.load(str(root / "domain.yml"))
@@ -195,6 +197,8 @@ def test_past_states_walk_again_when_earlier_events_stop_applying():
         lambda: [Restarted()],
         lambda: [SessionStarted()],
         lambda: [ActionExecuted("action_listen"), user("greet")],
+        # What a prediction logs after a user message: it edits that message's event object in place.
+        lambda: [DefinePrevUserUtteredFeaturization(rng.random() < 0.5), ActionExecuted("utter_greet")],
     ]
     checked = 0
     for _ in range(40):
