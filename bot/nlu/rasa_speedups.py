@@ -8,7 +8,8 @@ load (bench/LOAD_RESULTS.md):
 - turning stored events back into objects searched all subclasses of `Event` for every single event;
 - every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs;
 - DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
-- every prediction replayed the whole conversation into states once per policy, twice for the rule policy;
+- every prediction replayed the whole conversation into states once per policy, twice for the rule policy,
+  and worked out which events apply (quadratic in a form) a dozen times per message;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
   and checks every block again;
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
@@ -16,6 +17,7 @@ load (bench/LOAD_RESULTS.md):
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Dict, Text
 
 _installed = False
@@ -38,6 +40,7 @@ def install() -> None:
     _install_event_type_cache()
     _install_minimal_schema_cache()
     _install_concrete_prediction()
+    _install_applied_events_reuse()
     _install_past_states_reuse()
     _install_feature_joining()
     _install_in_order_graph_runner()
@@ -159,6 +162,52 @@ def _install_concrete_prediction() -> None:
         return outputs
 
     _patch(RasaModel, "_rasa_predict", _rasa_predict)
+
+
+def _install_applied_events_reuse() -> None:
+    """`DialogueStateTracker.applied_events` goes on from the events it went through last time instead of from
+    the first event: it was called a dozen times per message (each policy's past states, the session check,
+    slot lookups), and each call is quadratic in a form (every execution of the loop looks back for the
+    previous one). Rasa's loop is followed event by event, so going on from where it stopped gives the same
+    list, as long as the earlier events are the same objects (a tracker's events are only ever appended) and
+    no new loop name appeared (the set of loop names, taken over all events, decides how earlier loop
+    executions count): otherwise it starts from the first event again. Each call returns a new list."""
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted, SessionStarted,
+                                         UserUttered, UserUtteranceReverted)
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def applied_events(self: DialogueStateTracker) -> Any:
+        events = self.events
+        count = len(events)
+        seen = self.__dict__.get("_bot_applied")
+        if (seen is not None and count >= seen[0] and seen[0] and events[0] is seen[1]
+                and events[seen[0] - 1] is seen[2]):
+            done, loop_names, applied = seen[0], seen[3], list(seen[4])
+        else:
+            done, loop_names, applied = 0, frozenset(), []
+        new = list(itertools.islice(events, done, None))
+        new_names = {e.name for e in new if isinstance(e, ActiveLoop) and e.name} - loop_names
+        if new_names and done:  # a new loop name changes how its earlier executions count: from the start
+            done, applied, new = 0, [], list(events)
+        loop_names = loop_names | {e.name for e in new if isinstance(e, ActiveLoop) and e.name}
+        for event in new:
+            if isinstance(event, (Restarted, SessionStarted)):
+                applied = []
+            elif isinstance(event, ActionReverted):
+                self._undo_till_previous(ActionExecuted, applied)
+            elif isinstance(event, UserUtteranceReverted):
+                self._undo_till_previous(UserUttered, applied)
+                self._undo_till_previous(ActionExecuted, applied)
+            elif (isinstance(event, ActionExecuted) and event.action_name in loop_names
+                  and not self._first_loop_execution_or_unhappy_path(event.action_name, applied)):
+                self._undo_till_previous_loop_execution(event.action_name, applied)
+            else:
+                applied.append(event)
+        if count:
+            self.__dict__["_bot_applied"] = (count, events[0], events[-1], loop_names, applied)
+        return list(applied)
+
+    _patch(DialogueStateTracker, "applied_events", applied_events)
 
 
 def _install_past_states_reuse() -> None:

@@ -228,8 +228,9 @@ def credentials_yaml() -> str:
 
 
 def nginx_conf(cfg: ProdConfig) -> str:
-    """The local load balancer. Round robin over least connections for REST and the HTTP API; ip_hash
-    (sticky) for socket.io, whose polling transport must keep reaching the replica that holds its session."""
+    """The local load balancer. Least connections for the HTTP API; sticky for socket.io (ip_hash: its polling
+    transport must keep reaching the replica that holds its session) and for a REST conversation (by sender:
+    the replica keeps its tracker)."""
     p, var, logs = cfg.ports, cfg.var_dir / "nginx", cfg.log_dir
     user = "user root root;" if os.geteuid() == 0 else ""
 
@@ -326,6 +327,19 @@ http {{
         keepalive 64;
         keepalive_timeout 3s;
     }}
+    # A REST conversation keeps to one replica, by the "sender" of its JSON body (socket.io by ip_hash), so
+    # that the tracker the replica kept after the last message serves the next one (bot/ops/rasa_guard.py).
+    # Consistent hashing: a replica that fails is skipped, and only its conversations move.
+    map $request_body $rest_sender {{
+        '~"sender"\s*:\s*"(?<sender>[^"]{{1,128}})"' $sender;
+        default $request_id;
+    }}
+    upstream rasa_rest {{
+        hash $rest_sender consistent;
+{servers(p.rasa_replicas)}
+        keepalive 64;
+        keepalive_timeout 3s;
+    }}
     upstream rasa_socketio {{
         ip_hash;
 {servers(p.rasa_replicas)}
@@ -341,7 +355,7 @@ http {{
             proxy_read_timeout 1h;
         }}
         location = /webhooks/rest/webhook {{
-            proxy_pass http://rasa;
+            proxy_pass http://rasa_rest;
             proxy_set_header Connection "";
             proxy_read_timeout 120s;
             proxy_intercept_errors on;

@@ -35,7 +35,8 @@ import json
 import logging
 import os
 import re
-from typing import Any, Awaitable, Callable, Dict, Iterator, Optional, Text
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable, Dict, Iterator, NamedTuple, Optional, Text
 
 from rasa.core import tracker_store as _ts
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
@@ -64,6 +65,8 @@ MAX_SENDER = 128
 # C0/C1 control characters except tab and newline; PostgreSQL text cannot hold NUL at all.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 RETRIES = 3
+# Conversations whose tracker a replica keeps after saving it (see StrictSQLTrackerStore); 0 turns it off.
+KEPT_TRACKERS = int(os.environ.get("BOT_KEPT_TRACKERS", "5000"))
 
 
 # ---------------------------------------------------------------- tracker store
@@ -108,8 +111,28 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
     # The database calls run in a worker thread: Rasa's store is synchronous, and while one message waited
     # for PostgreSQL the whole replica (every other conversation on it) waited too.
 
+    # A replica keeps the tracker it saved last for each conversation (socket.io is sticky to a replica, and
+    # the load balancer sends a REST conversation to one replica too), and reuses it for the next message
+    # when the conversation's rows in the database are exactly the ones it saved: same number of rows, same
+    # newest id (one small query instead of reading, decoding and replaying every event). Another replica's
+    # write, a lost save or a turn that failed after changing the tracker all make it read afresh. Kept is
+    # only a tracker that equals what a fresh read gives (not one whose events began a new session within
+    # it: a fresh read starts at the newest session start), and the store hands out copies of it.
+
+    def _probe_query(self) -> Any:
+        """How many rows the conversation has and the newest id (bound parameter `sender_id`)."""
+        import sqlalchemy as sa
+
+        cache = self.__dict__.setdefault("_bot_queries", {})
+        if "probe" not in cache:
+            table = self.SQLEvent.__table__
+            cache["probe"] = (sa.select(sa.func.count(table.c.id), sa.func.max(table.c.id))
+                              .where(table.c.sender_id == sa.bindparam("sender_id")))
+        return cache["probe"]
+
     def _events_query(self, all_sessions: bool) -> Any:
-        """The query for a conversation's events (bound parameter `sender_id`), built once per kind."""
+        """The query for a conversation's events (bound parameter `sender_id`), built once per kind. Each row
+        also carries the conversation's probe (row count and newest id), read in the same statement."""
         import sqlalchemy as sa
         from rasa.shared.core.events import SessionStarted
 
@@ -117,7 +140,9 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
         if all_sessions not in cache:
             table = self.SQLEvent.__table__
             sender = sa.bindparam("sender_id")
-            query = sa.select(table.c.data).where(table.c.sender_id == sender)
+            mine = table.c.sender_id == sender
+            query = sa.select(table.c.data, sa.select(sa.func.count(table.c.id)).where(mine).scalar_subquery(),
+                              sa.select(sa.func.max(table.c.id)).where(mine).scalar_subquery()).where(mine)
             if not all_sessions:  # the latest conversation session only, as Rasa's own query
                 start = (sa.select(sa.func.max(table.c.timestamp))
                          .where(table.c.sender_id == sender, table.c.type_name == SessionStarted.type_name)
@@ -127,7 +152,7 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
         return cache[all_sessions]
 
     def _event_data(self, connection: Any, sender_id: Text, all_sessions: bool) -> list:
-        return connection.execute(self._events_query(all_sessions), {"sender_id": sender_id}).scalars().all()
+        return [row[0] for row in connection.execute(self._events_query(all_sessions), {"sender_id": sender_id})]
 
     @contextlib.contextmanager
     def _connection(self, write: bool) -> Iterator[Any]:
@@ -147,23 +172,44 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
             with self.engine.connect() as connection:
                 yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
-    def _read_events(self, sender_id: Text, all_sessions: bool) -> list:
+    def _read_events(self, sender_id: Text, all_sessions: bool, kept: Optional[tuple] = None) -> tuple:
+        """(events, probe); events is None when the conversation's probe is still `kept`."""
         with self._connection(write=False) as connection:
-            return [_loads(data) for data in self._event_data(connection, sender_id, all_sessions)]
+            if kept is not None:
+                probe = tuple(connection.execute(self._probe_query(), {"sender_id": sender_id}).one())
+                if probe == kept:
+                    return None, probe
+            rows = connection.execute(self._events_query(all_sessions), {"sender_id": sender_id}).all()
+            return [_loads(row[0]) for row in rows], (tuple(rows[0][1:]) if rows else (0, None))
+
+    def _kept(self) -> "OrderedDict[Text, _Kept]":
+        return self.__dict__.setdefault("_bot_kept", OrderedDict())
 
     async def _retrieve(self, sender_id: Text, fetch_events_from_all_sessions: bool) -> Any:
         from rasa.shared.core.trackers import DialogueStateTracker
 
-        events = await asyncio.to_thread(self._read_events, sender_id, fetch_events_from_all_sessions)
+        kept = None if fetch_events_from_all_sessions else self._kept().get(sender_id)
+        events, probe = await asyncio.to_thread(self._read_events, sender_id, fetch_events_from_all_sessions,
+                                                kept.probe if kept else None)
+        if events is None and kept is not None:
+            self._kept().move_to_end(sender_id)
+            tracker = fork_tracker(kept.tracker)
+            setattr(tracker, _STORED, kept.stored)
+            setattr(tracker, _PROBE, probe)
+            return tracker
+        self._kept().pop(sender_id, None)
         if not (self.domain and events):
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
         if not fetch_events_from_all_sessions:
             setattr(tracker, _STORED, len(events))
+            setattr(tracker, _PROBE, probe)
         return tracker
 
-    def _write_events(self, sender_id: Text, events: list, stored: Optional[int]) -> None:
-        """Insert the events after the first `stored` ones (counted here when not known)."""
+    def _write_events(self, sender_id: Text, events: list, stored: Optional[int],
+                      probe: Optional[tuple]) -> Optional[tuple]:
+        """Insert the events after the first `stored` ones (counted here when not known). Returns the probe
+        after the write when the rows are exactly the ones read (`probe`) plus these, else None."""
         import sqlalchemy as sa
 
         with self._connection(write=True) as connection:
@@ -172,12 +218,56 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
             rows = [_event_row(sender_id, event) for event in events[stored:]]
             if rows:
                 connection.execute(sa.insert(self.SQLEvent.__table__), rows)
+            after = tuple(connection.execute(self._probe_query(), {"sender_id": sender_id}).one())
+        return after if after[0] == (probe[0] if probe else 0) + len(rows) else None
 
     async def _save(self, tracker: Any) -> None:
         await self.stream_events(tracker)
         events = list(tracker.events)
-        await asyncio.to_thread(self._write_events, tracker.sender_id, events, getattr(tracker, _STORED, None))
+        probe = await asyncio.to_thread(self._write_events, tracker.sender_id, events,
+                                        getattr(tracker, _STORED, None), getattr(tracker, _PROBE, None))
         setattr(tracker, _STORED, len(events))
+        setattr(tracker, _PROBE, probe)
+        kept = self._kept()
+        if probe is None or KEPT_TRACKERS <= 0 or not _as_a_fresh_read(events):
+            kept.pop(tracker.sender_id, None)
+            return
+        kept[tracker.sender_id] = _Kept(fork_tracker(tracker), len(events), probe)
+        kept.move_to_end(tracker.sender_id)
+        while len(kept) > KEPT_TRACKERS:
+            kept.popitem(last=False)
+
+
+class _Kept(NamedTuple):
+    tracker: Any  # a copy nobody else holds
+    stored: int  # its events, all in the database
+    probe: tuple  # (rows, newest id) of the conversation when it was saved
+
+
+def _as_a_fresh_read(events: list) -> bool:
+    """Would reading the conversation back give exactly these events? A read starts at the newest session
+    start (by timestamp): every event must be at least as new as it."""
+    from rasa.shared.core.events import SessionStarted
+
+    starts = [event.timestamp for event in events if isinstance(event, SessionStarted)]
+    return not starts or all(event.timestamp >= max(starts) for event in events)
+
+
+def fork_tracker(tracker: Any) -> Any:
+    """A copy of a tracker that can grow on its own: its own event list, slots, active loop and latest action;
+    the event objects themselves are shared (Rasa does not change an event once it is applied, except the
+    latest user event's featurization flag, which a later event sets the same way on every copy)."""
+    import copy
+
+    fork = copy.copy(tracker)
+    fork.events = tracker._create_events(list(tracker.events))
+    fork.slots = type(tracker.slots)((name, copy.copy(slot)) for name, slot in tracker.slots.items())
+    fork.active_loop = copy.copy(tracker.active_loop)
+    fork.latest_action = dict(tracker.latest_action) if tracker.latest_action is not None else None
+    walks = tracker.__dict__.get("_bot_state_walks")
+    if walks is not None:  # the past-states walks (bot.nlu.rasa_speedups) check they still fit before use
+        fork._bot_state_walks = dict(walks)
+    return fork
 
 
 def _loads(data: Text) -> Any:
@@ -199,6 +289,7 @@ def _event_row(sender_id: Text, event: Any) -> Dict[str, Any]:
 
 
 _STORED = "_bot_stored_events"  # on a tracker: how many of its events the store holds
+_PROBE = "_bot_probe"  # on a tracker: (rows, newest id) of its conversation as read or saved, None if unsure
 
 
 def _strict(method_name: str) -> Callable:

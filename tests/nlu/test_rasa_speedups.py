@@ -19,6 +19,7 @@ ORIGINAL_RESOLVE = rasa_speedups.ORIGINALS["Event.resolve_by_type"]
 ORIGINAL_MINIMAL = rasa_speedups.ORIGINALS["GraphSchema.minimal_graph_schema"]
 ORIGINAL_PREDICT = rasa_speedups.ORIGINALS["RasaModel._rasa_predict"]
 ORIGINAL_PAST_STATES = rasa_speedups.ORIGINALS["DialogueStateTracker.past_states"]
+ORIGINAL_APPLIED = rasa_speedups.ORIGINALS["DialogueStateTracker.applied_events"]
 ORIGINAL_RUN = rasa_speedups.ORIGINALS["DaskGraphRunner.run"]
 ORIGINAL_COMBINE = rasa_speedups.ORIGINALS["Message._combine_features"]
 
@@ -166,14 +167,15 @@ def test_past_states_are_rasas_for_every_prefix_of_every_training_conversation()
 
 
 def test_past_states_walk_again_when_earlier_events_stop_applying():
-    """Reverted turns, rewound loop executions and restarts change which earlier events apply, and a prediction's
+    """Reverted turns, rewound loop executions, restarts and loop names first seen late change which earlier
+    events apply (checked against Rasa's `applied_events` too), and a prediction's
     featurization event edits an earlier user event: the states must still be Rasa's after every event of
     conversations with such events mixed in at random."""
     import random
     from pathlib import Path
 
     from rasa.shared.core.domain import Domain
-    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop,
+    from rasa.shared.core.events import (ActionExecuted, ActionExecutionRejected, ActionReverted, ActiveLoop,
                                          DefinePrevUserUtteredFeaturization, Restarted, SessionStarted, SlotSet,
                                          UserUttered, UserUtteranceReverted)
 
@@ -191,6 +193,10 @@ def test_past_states_walk_again_when_earlier_events_stop_applying():
                  SlotSet("requested_slot", "order_no")],
         lambda: [ActionExecuted("after_sale_form"), SlotSet("order_no", "202611200000000104")],
         lambda: [ActionExecuted("after_sale_form"), ActiveLoop(None), SlotSet("requested_slot", None)],
+        lambda: [ActionExecutionRejected("after_sale_form"), ActionExecuted("utter_ask_continue")],
+        # A loop name first seen late: it changes how that loop's earlier executions count.
+        lambda: [ActionExecuted("other_form")],
+        lambda: [ActionExecuted("other_form"), ActiveLoop("other_form")],
         lambda: [ActionExecuted("utter_greet", hide_rule_turn=True)],
         lambda: [UserUtteranceReverted()],
         lambda: [ActionReverted()],
@@ -206,6 +212,7 @@ def test_past_states_walk_again_when_earlier_events_stop_applying():
         for _ in range(rng.randint(5, 25)):
             for event in rng.choice(pieces)():
                 tracker.update(event, domain)
+                assert tracker.applied_events() == ORIGINAL_APPLIED(tracker)
                 for omit, ignore, rules in ((False, False, None), (True, True, rule_only), (True, False, None)):
                     assert tracker.past_states(domain, omit, ignore, rules) == \
                         ORIGINAL_PAST_STATES(tracker, domain, omit, ignore, rules)
