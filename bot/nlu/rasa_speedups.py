@@ -241,31 +241,62 @@ def _install_past_states_reuse() -> None:
 
 class _StateWalk:
     """`Domain.states_for_tracker_history` as a walk that can be continued: the prior tracker, the states of
-    the turns so far and the rule-only bookkeeping are kept between calls; `_visit` is Rasa's loop body."""
+    the turns so far and the rule-only bookkeeping are kept between calls; `_visit` is Rasa's loop body.
+
+    A form's next execution takes the turns since its previous one out of the applied events (Rasa folds a
+    loop's happy path), so the events then no longer extend the walk's: the walk keeps a checkpoint after
+    each of the last few loop executions and goes on from the newest one that is still a common start."""
+
+    CHECKPOINTS = 3
 
     def __init__(self, tracker: Any, domain: Any, omit_unset_slots: bool, ignore_rule_only_turns: bool,
                  rule_only_data: Any) -> None:
         self.domain, self.rule_only_data = domain, rule_only_data  # kept alive: their ids are in the key
         self.omit_unset_slots, self.ignore_rule_only_turns = omit_unset_slots, ignore_rule_only_turns
+        self.loop_names = frozenset(domain.form_names)
         self.prior = tracker.init_copy()
         self.applied: list = []
         self.states: list = []
         self.last_ml_action_sub_state: Any = None
         self.turn_was_hidden = False
+        self.checkpoints: list = []  # (applied count, state count, rule-only bookkeeping, prior tracker copy)
 
     def continues(self, domain: Any, rule_only_data: Any, applied: list) -> bool:
+        """Whether the walk fits `applied` (going back to a checkpoint if that makes it fit)."""
+        if domain is not self.domain or rule_only_data is not self.rule_only_data:
+            return False
         done = self.applied
-        return (domain is self.domain and rule_only_data is self.rule_only_data and len(applied) >= len(done)
-                and all(a is b for a, b in zip(done, applied)))
+        common = 0
+        for a, b in zip(done, applied):
+            if a is not b:
+                break
+            common += 1
+        if common == len(done):
+            return True
+        for index in range(len(self.checkpoints) - 1, -1, -1):
+            count, n_states, last_ml, hidden, prior = self.checkpoints[index]
+            if count <= common:
+                del self.checkpoints[index + 1:]
+                del self.applied[count:]
+                del self.states[n_states:]
+                self.last_ml_action_sub_state, self.turn_was_hidden = last_ml, hidden
+                self.prior = fork_tracker(prior)
+                return True
+        return False
 
     def states_after(self, applied: list) -> list:
         from rasa.shared.core.events import ActionExecuted
 
         for event in applied[len(self.applied):]:
-            if isinstance(event, ActionExecuted):
+            executed = isinstance(event, ActionExecuted)
+            if executed:
                 self._visit(event.hide_rule_turn)
             self.prior.update(event)
             self.applied.append(event)
+            if executed and event.action_name in self.loop_names:
+                self.checkpoints.append((len(self.applied), len(self.states), self.last_ml_action_sub_state,
+                                         self.turn_was_hidden, fork_tracker(self.prior)))
+                del self.checkpoints[:-self.CHECKPOINTS]
         # The state after the last event is not kept: the next call may bring more events before it.
         kept = (len(self.states), self.last_ml_action_sub_state, self.turn_was_hidden)
         self._visit(False)
@@ -383,3 +414,21 @@ def _install_in_order_graph_runner() -> None:
         return dict(results.get(target, target) for target in run_targets)
 
     _patch(DaskGraphRunner, "run", run)
+
+
+def fork_tracker(tracker: Any) -> Any:
+    """A copy of a tracker that can grow on its own: its own event list, slots, active loop and latest action;
+    the event objects themselves are shared (Rasa does not change an event once it is applied, except the
+    latest user event's featurization flag, which a later event sets the same way on every copy). What the
+    patches here keep on a tracker is shared too: each use checks that it still fits the tracker's events."""
+    import copy
+
+    fork = copy.copy(tracker)
+    fork.events = tracker._create_events(list(tracker.events))
+    fork.slots = type(tracker.slots)((name, copy.copy(slot)) for name, slot in tracker.slots.items())
+    fork.active_loop = copy.copy(tracker.active_loop)
+    fork.latest_action = dict(tracker.latest_action) if tracker.latest_action is not None else None
+    walks = tracker.__dict__.get("_bot_state_walks")
+    if walks is not None:
+        fork._bot_state_walks = dict(walks)
+    return fork

@@ -193,7 +193,7 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
                                                 kept.probe if kept else None)
         if events is None and kept is not None:
             self._kept().move_to_end(sender_id)
-            tracker = fork_tracker(kept.tracker)
+            tracker = rasa_speedups.fork_tracker(kept.tracker)
             setattr(tracker, _STORED, kept.stored)
             setattr(tracker, _PROBE, probe)
             return tracker
@@ -232,7 +232,7 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
         if probe is None or KEPT_TRACKERS <= 0 or not _as_a_fresh_read(events):
             kept.pop(tracker.sender_id, None)
             return
-        kept[tracker.sender_id] = _Kept(fork_tracker(tracker), len(events), probe)
+        kept[tracker.sender_id] = _Kept(rasa_speedups.fork_tracker(tracker), len(events), probe)
         kept.move_to_end(tracker.sender_id)
         while len(kept) > KEPT_TRACKERS:
             kept.popitem(last=False)
@@ -251,23 +251,6 @@ def _as_a_fresh_read(events: list) -> bool:
 
     starts = [event.timestamp for event in events if isinstance(event, SessionStarted)]
     return not starts or all(event.timestamp >= max(starts) for event in events)
-
-
-def fork_tracker(tracker: Any) -> Any:
-    """A copy of a tracker that can grow on its own: its own event list, slots, active loop and latest action;
-    the event objects themselves are shared (Rasa does not change an event once it is applied, except the
-    latest user event's featurization flag, which a later event sets the same way on every copy)."""
-    import copy
-
-    fork = copy.copy(tracker)
-    fork.events = tracker._create_events(list(tracker.events))
-    fork.slots = type(tracker.slots)((name, copy.copy(slot)) for name, slot in tracker.slots.items())
-    fork.active_loop = copy.copy(tracker.active_loop)
-    fork.latest_action = dict(tracker.latest_action) if tracker.latest_action is not None else None
-    walks = tracker.__dict__.get("_bot_state_walks")
-    if walks is not None:  # the past-states walks (bot.nlu.rasa_speedups) check they still fit before use
-        fork._bot_state_walks = dict(walks)
-    return fork
 
 
 def _loads(data: Text) -> Any:
