@@ -71,6 +71,53 @@ def test_the_good_and_bad_examples_really_differ_under_rasas_own_check():
     assert not any(_rasa_says_valid(r) for r in BAD)
 
 
+def test_the_compiled_check_agrees_with_rasas_on_hundreds_of_generated_answers():
+    """Events of every kind the schema names, with each property given values of every JSON type (and some
+    left out or added), in answers of good and bad shapes: the compiled check never accepts what Rasa's own
+    check refuses (what it refuses goes to Rasa's check anyway), and accepts what Rasa's accepts."""
+    import random
+
+    schema = RemoteAction.action_response_format_spec()
+    alternatives = schema["properties"]["events"]["items"]["oneOf"]
+    rng = random.Random(11)
+    scalars = [None, True, False, 0, 7, -1, 1.5, 1e300, "", "x", "订单", [], ["a"], [1, None], {}, {"k": "v"},
+               {"text": "hi", "buttons": [{"title": "a", "payload": "/b"}]}]
+
+    def event() -> dict:
+        alternative = rng.choice(alternatives)
+        properties = dict(alternative.get("properties", {}))
+        chosen = {"event": properties.pop("event")["const"]}
+        for name in list(properties) + ["timestamp", "metadata", "extra"]:
+            if rng.random() < 0.8:
+                chosen[name] = rng.choice(scalars)
+        return chosen
+
+    def answer() -> object:
+        roll = rng.random()
+        if roll < 0.05:
+            return rng.choice(scalars)
+        result: dict = {}
+        if rng.random() < 0.9:
+            result["events"] = [event() for _ in range(rng.randint(0, 4))] if rng.random() < 0.95 else "x"
+        if rng.random() < 0.5:
+            result["responses"] = rng.choice([[], [{"text": "好"}], ["text"], [{"response": "utter_x"}], {}])
+        return result
+
+    action = RemoteAction("action_x", None)
+    rasas_check = jsonschema.validators.validator_for(schema)(schema)  # jsonschema.validate's, built once
+    verdicts = {True: 0, False: 0}
+    for _ in range(1500):
+        result = answer()
+        expected = rasas_check.is_valid(result)
+        try:
+            got = action._validate_action_result(result)
+        except jsonschema.ValidationError:
+            got = False
+        assert got == expected, result
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 150  # both verdicts were really put to the test
+
+
 def test_event_classes_are_found_as_rasa_finds_them():
     names = {cls.type_name for cls in common.all_subclasses(Event)}
     assert len(names) > 20
