@@ -10,6 +10,7 @@ load (bench/LOAD_RESULTS.md):
 - DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
 - every prediction replayed the whole conversation into states once per policy, twice for the rule policy,
   and worked out which events apply (quadratic in a form) a dozen times per message;
+- the rule policy matched every rule against every state of the conversation, though rules are short;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
   and checks every block again;
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
@@ -41,6 +42,7 @@ def install() -> None:
     _install_minimal_schema_cache()
     _install_concrete_prediction()
     _install_applied_events_reuse()
+    _install_rule_matching_window()
     _install_past_states_reuse()
     _install_feature_joining()
     _install_in_order_graph_runner()
@@ -174,6 +176,26 @@ def _install_concrete_prediction() -> None:
         return outputs
 
     _patch(RasaModel, "_rasa_predict", _rasa_predict)
+
+
+def _install_rule_matching_window() -> None:
+    """The rule policy matches its rules against the last states only: `_get_possible_keys` went through every
+    state of the conversation, but a rule is applicable without any check once the turn is further back than
+    the rule is long (`_is_rule_applicable`), so states older than the longest rule keep every key. Those
+    are left out here; the keys that come out are the same."""
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    original = RulePolicy._get_possible_keys
+    longest: Dict[int, Any] = {}
+
+    def _get_possible_keys(self: RulePolicy, lookup: Dict[Text, Text], states: Any) -> Any:
+        known = longest.get(id(lookup))
+        if known is None or known[0] is not lookup:  # the lookup is kept alive with its length
+            known = longest[id(lookup)] = (lookup, max((len(self._rule_key_to_state(k)) for k in lookup),
+                                                       default=0))
+        return original(self, lookup, states[max(0, len(states) - known[1]):])
+
+    _patch(RulePolicy, "_get_possible_keys", _get_possible_keys)
 
 
 def _install_applied_events_reuse() -> None:

@@ -337,6 +337,50 @@ def test_other_features_are_left_to_rasa():
                           ORIGINAL_COMBINE(dense, ["a", "b"]).features)
 
 
+def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_training_conversation():
+    """The trained rule policy, given the states after every event of every story and rule: the rule keys that
+    match the last states only are the keys Rasa's match over all states gives, for both of its lookups."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    original = rasa_speedups.ORIGINALS["RulePolicy._get_possible_keys"]
+    root = Path(__file__).resolve().parents[2]
+    agent = asyncio.run(load_agent(str(root / "models" / "current.tar.gz")))
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    policy = next(node._component for node in nodes if isinstance(node._component, RulePolicy))
+    domain = agent.processor.domain
+    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
+                                                     [str(root / "data")])
+    lookups = [lookup for lookup in policy.lookup.values() if isinstance(lookup, dict) and lookup]
+    assert len(lookups) == 2
+    checked = matched = 0
+    for generated in TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate():
+        tracker = DialogueStateTracker(generated.sender_id, domain.slots)
+        for event in generated.events:
+            tracker.update(event, domain)
+            states = policy._prediction_states(tracker, domain)
+            for lookup in lookups:
+                keys = policy._get_possible_keys(lookup, states)
+                assert keys == original(policy, lookup, states)
+                checked += 1
+                matched += bool(keys)
+    assert checked > 600 and matched > 100
+    # Each rule's own states, and the same with the oldest state changed: a rule as long as the window is
+    # decided by its oldest state, which the window must still reach.
+    for lookup in lookups:
+        for key in lookup:
+            rule_states = policy._rule_key_to_state(key)
+            other = [{"prev_action": {"action_name": "action_never_in_a_rule"}}] + rule_states[1:]
+            for states in (rule_states, other, [{}] + rule_states):
+                assert policy._get_possible_keys(lookup, states) == original(policy, lookup, states)
+                checked += 1
+
+
 def test_graph_runs_give_dasks_results_for_parses_and_every_prediction_of_the_training_conversations():
     """The trained model's graph, run node after node: every parse and the prediction after every prefix of
     every story and rule equal what dask's run gives."""
