@@ -1,0 +1,47 @@
+"""bot.services.status: what a buyer is told about their requests, read with a fixed number of queries."""
+
+from sqlalchemy import event
+
+from bot.domain.workflow import Role
+from bot.services import after_sales
+from bot.services.after_sales import Actor
+from bot.services.status import facts_of_buyer, facts_of_request
+
+REVIEWER, SUPERVISOR = Actor("staff:li", Role.REVIEWER), Actor("staff:zhou", Role.SUPERVISOR)
+
+
+def statements(svc):
+    """A list that collects every statement the services' engine runs."""
+    seen: list[str] = []
+    event.listen(svc.sessions.kw["bind"], "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: seen.append(statement))
+    return seen
+
+
+def test_each_request_is_told_with_its_items_address_amount_and_arrival(svc):
+    refunded = after_sales.submit(svc, buyer_id=3, order_no="202611200000000301", reason="quality",
+                                  resolution="refund")
+    for action, actor in (("approve_refund", REVIEWER), ("check_online", REVIEWER),
+                          ("pay_original_route", SUPERVISOR)):
+        after_sales.act(svc, refunded.id, action, actor=actor)
+    open_one = after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
+
+    [facts] = facts_of_buyer(svc, 3)
+    assert (facts.request_id, facts.status, facts.items) == (refunded.id, "refunded", "针织开衫×1")
+    assert facts.amount == "¥199.00" and facts.route == "原路退回" and facts.arrival.endswith("日")
+    assert facts.address  # the shop's return address
+    [other] = facts_of_buyer(svc, 2)
+    assert (other.request_id, other.items, other.arrival) == (open_one.id, "羊毛大衣×1", "")
+    assert facts_of_request(svc, refunded.id, 3) == facts
+    assert facts_of_request(svc, refunded.id, 2) is None  # someone else's request reads as unknown
+
+
+def test_the_queries_do_not_grow_with_the_requests(svc):
+    after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
+    seen = statements(svc)
+    assert len(facts_of_buyer(svc, 2)) == 1
+    one = len(seen)
+    after_sales.submit(svc, buyer_id=2, order_no="202611200000000202", reason="quality")
+    seen.clear()
+    assert len(facts_of_buyer(svc, 2)) == 2
+    assert len(seen) == one  # requests, their lines with the items, orders with shops, payouts
