@@ -11,6 +11,7 @@ load (bench/LOAD_RESULTS.md):
 - every prediction replayed the whole conversation into states once per policy, twice for the rule policy,
   and worked out which events apply (quadratic in a form) a dozen times per message;
 - the rule policy matched every rule against every state of the conversation, though rules are short;
+- a form copied the tracker by replaying every event into a new one;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
   and checks every block again;
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
@@ -44,6 +45,7 @@ def install() -> None:
     _install_applied_events_reuse()
     _install_rule_matching_window()
     _install_past_states_reuse()
+    _install_tracker_copy()
     _install_feature_joining()
     _install_in_order_graph_runner()
     _installed = True
@@ -360,6 +362,21 @@ class _StateWalk:
             if self.last_ml_action_sub_state:
                 state[constants.PREVIOUS_ACTION] = self.last_ml_action_sub_state
         states.append(domain._clean_state(state))
+
+
+def _install_tracker_copy() -> None:
+    """`DialogueStateTracker.copy` forks the tracker instead of replaying every event into a new one (a form
+    copies the tracker on every turn it runs). A tracker's state is made by its events alone, so the fork
+    is the replay's result; like Rasa's copy it has no model or assistant id (those are set on the tracker,
+    not by events) and no sender source."""
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    def copy(self: DialogueStateTracker) -> DialogueStateTracker:
+        fork = fork_tracker(self)
+        fork.model_id = fork.assistant_id = fork.sender_source = None
+        return fork
+
+    _patch(DialogueStateTracker, "copy", copy)
 
 
 def _install_feature_joining() -> None:

@@ -267,6 +267,45 @@ def test_past_states_walk_again_when_earlier_events_stop_applying():
     assert checked > 1_000
 
 
+def test_a_tracker_copy_is_rasas_replayed_copy_for_every_prefix_of_every_training_conversation():
+    """The fork equals the replay: its state, its events and what the policies see; it has no model id, as
+    Rasa's copy; and it grows on its own."""
+    from pathlib import Path
+
+    from rasa.shared.core.events import ActionExecuted, SlotSet
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.core.trackers import EventVerbosity
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    original = rasa_speedups.ORIGINALS["DialogueStateTracker.copy"]
+    root = Path(__file__).resolve().parents[2]
+    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
+                                                     [str(root / "data")])
+    domain = importer.get_domain()
+    checked = 0
+    for generated in TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate():
+        tracker = DialogueStateTracker(generated.sender_id, domain.slots)
+        tracker.model_id, tracker.assistant_id = "model-1", "after-sales-assistant"
+        for event in generated.events:
+            tracker.update(event, domain)
+            tracker.past_states(domain)  # what the patches keep on the tracker goes along with the fork
+            mine, rasas = tracker.copy(), original(tracker)
+            assert mine.current_state(EventVerbosity.ALL) == rasas.current_state(EventVerbosity.ALL)
+            assert {n: s.value for n, s in mine.slots.items()} == {n: s.value for n, s in rasas.slots.items()}
+            assert (mine.active_loop, mine.latest_action, mine.followup_action, mine.is_paused(),
+                    mine.latest_message, mine.latest_bot_utterance, mine.model_id, mine.assistant_id) == \
+                (rasas.active_loop, rasas.latest_action, rasas.followup_action, rasas.is_paused(),
+                 rasas.latest_message, rasas.latest_bot_utterance, rasas.model_id, rasas.assistant_id)
+            assert mine.past_states(domain) == rasas.past_states(domain)
+            checked += 1
+        mine = tracker.copy()
+        before = tracker.current_state(EventVerbosity.ALL)
+        mine.update(SlotSet("order_no", "202611200000000999"), domain)
+        mine.update(ActionExecuted("utter_greet"), domain)
+        assert tracker.current_state(EventVerbosity.ALL) == before  # the copy grew on its own
+    assert checked > 300
+
+
 def _same_features(mine, theirs) -> None:
     assert (mine.type, mine.attribute, mine.origin) == (theirs.type, theirs.attribute, theirs.origin)
     assert type(mine.features) is type(theirs.features)
