@@ -56,6 +56,6 @@ def orders_of_buyer(svc: Services, buyer_id: int) -> list[OrderView]:
 
 
 def order_of_buyer(svc: Services, buyer_id: int, order_no: str) -> OrderView:
-    """One of the buyer's own orders (someone else's reads as unknown)."""
-    with svc.sessions() as session:
-        return OrderView.of(own_order_facts(session, buyer_id, order_no))
+    """One of the buyer's own orders (someone else's reads as unknown): one Core query on a plain connection."""
+    with svc.sessions.kw["bind"].connect() as connection:
+        return OrderView.of(own_order_facts(connection, buyer_id, order_no))
