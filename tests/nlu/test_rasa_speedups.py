@@ -378,7 +378,8 @@ def test_other_features_are_left_to_rasa():
 
 def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_training_conversation():
     """The trained rule policy, given the states after every event of every story and rule: the rule keys that
-    match the last states only are the keys Rasa's match over all states gives, for both of its lookups."""
+    match the last states only, remembered by those states, are the keys Rasa's match over all states gives,
+    for both of its lookups."""
     import asyncio
     from pathlib import Path
 
@@ -406,8 +407,10 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
             for lookup in lookups:
                 keys = policy._get_possible_keys(lookup, states)
                 assert keys == original(policy, lookup, states)
+                keys.clear()  # a caller's own set: the remembered keys stay as they are
+                assert policy._get_possible_keys(lookup, states) == original(policy, lookup, states)
                 checked += 1
-                matched += bool(keys)
+                matched += bool(original(policy, lookup, states))
     assert checked > 600 and matched > 100
     # Each rule's own states, and the same with the oldest state changed: a rule as long as the window is
     # decided by its oldest state, which the window must still reach.
@@ -415,9 +418,24 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
         for key in lookup:
             rule_states = policy._rule_key_to_state(key)
             other = [{"prev_action": {"action_name": "action_never_in_a_rule"}}] + rule_states[1:]
-            for states in (rule_states, other, [{}] + rule_states):
+            # The same turns with another slot, loop or user part: remembered keys must not carry over.
+            variants = [[{**state, part: {"changed": ("x",)}} for state in rule_states]
+                        for part in ("slots", "active_loop", "user")]
+            for states in (rule_states, other, [{}] + rule_states, *variants):
                 assert policy._get_possible_keys(lookup, states) == original(policy, lookup, states)
                 checked += 1
+    # This bot's rules test no slot; a rule that does must not be answered from a window with another value.
+    import json
+
+    rule = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "affirm"},
+             "slots": {"order_no": [1.0]}}]
+    slot_lookup = {json.dumps(rule): "action_submit_after_sale"}
+    for value in ((1.0,), (0.0,), (1.0,)):
+        states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "affirm"},
+                   "slots": {"order_no": value}}]
+        assert policy._get_possible_keys(slot_lookup, states) == original(policy, slot_lookup, states)
+    unset = [{**states[0], "slots": {"order_no": (0.0,)}}]
+    assert original(policy, slot_lookup, states) and not original(policy, slot_lookup, unset)  # it does test it
 
 
 def test_graph_runs_give_dasks_results_for_parses_and_every_prediction_of_the_training_conversations():
