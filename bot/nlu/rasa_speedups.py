@@ -240,10 +240,11 @@ def _install_applied_events_reuse() -> None:
         else:
             done, loop_names, applied = 0, frozenset(), []
         new = list(itertools.islice(events, done, None))
-        new_names = {e.name for e in new if isinstance(e, ActiveLoop) and e.name} - loop_names
-        if new_names and done:  # a new loop name changes how its earlier executions count: from the start
-            done, applied, new = 0, [], list(events)
-        loop_names = loop_names | {e.name for e in new if isinstance(e, ActiveLoop) and e.name}
+        names = {e.name for e in new if isinstance(e, ActiveLoop) and e.name}
+        if done and not names <= loop_names:  # a new loop name changes how its earlier executions count
+            applied, new = [], list(events)
+            names = {e.name for e in new if isinstance(e, ActiveLoop) and e.name}
+        loop_names = loop_names | names
         for event in new:
             if isinstance(event, (Restarted, SessionStarted)):
                 applied = []

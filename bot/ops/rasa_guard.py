@@ -192,7 +192,7 @@ class StrictSQLTrackerStore(_ts.SQLTrackerStore):
         kept = None if fetch_events_from_all_sessions else self._kept().get(sender_id)
         events, probe = await asyncio.to_thread(self._read_events, sender_id, fetch_events_from_all_sessions,
                                                 kept.probe if kept else None)
-        if events is None and kept is not None:
+        if events is None:  # the kept tracker is still the conversation
             self._kept().move_to_end(sender_id)
             tracker = rasa_speedups.fork_tracker(kept.tracker)
             setattr(tracker, _STORED, kept.stored)
