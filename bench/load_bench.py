@@ -574,7 +574,9 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
 
-def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: float, load: tuple) -> str:
+def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: float, load: tuple,
+                 plain: dict | None = None) -> str:
+    """The report; `plain` is the reference floor without our Rasa speed-ups (the targets compare with `floor`)."""
     lines = ["# Load bench: the production profile under many buyers", "",
              f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} by `bench/load_bench.py` on "
              f"this machine ({os.cpu_count()} cores, {platform.python_version()}), load average before the run "
@@ -583,13 +585,20 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              "has 2 action servers, the web app and 2 workers on PostgreSQL. One conversation = 6 messages "
              "(greeting, quality reason, photos later, quote, 确认 → submitted, status, thanks), every answer "
              "checked. Both stacks run at once and take turns level by level (floor then bot, then bot then floor "
-             "at the next level), so that the host's drift in speed reaches both alike." + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
+             "at the next level), so that the host's drift in speed reaches both alike."
+             + (" A third stack, the *plain floor*, is the same floor bot with `BOT_RASA_SPEEDUPS=off` (none of "
+                "bot/nlu/rasa_speedups, no kept trackers, no frozen start-up objects): it is only a reference for "
+                "what those speed-ups buy the floor, and the targets are against the floor with them." if plain else "")
+             + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
              f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s, "
              f"{args.duration:.0f} s per level)", "",
              "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for f, b in zip(floor["paused"], bot["paused"]):
-        for name, r in (("floor", f), ("bot", b)):
+    plain_paused = plain["paused"] if plain else [None] * len(bot["paused"])
+    for f, p, b in zip(floor["paused"], plain_paused, bot["paused"]):
+        for name, r in (("floor", f), ("plain floor", p), ("bot", b)):
+            if r is None:
+                continue
             ratio = f"{b.pct(95) / f.pct(95):.2f}×" if name == "bot" and f.pct(95) > 0 else ""
             lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
                          f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
@@ -605,15 +614,23 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
               "| buyers | run | seconds | msg/s | p50 ms | p95 ms | errors |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
-    for (f, _), (b, _) in zip(floor["saturation"], bot["saturation"]):
-        for name, r in (("floor", f), ("bot", b)):
+    plain_sat = plain["saturation"] if plain else [(None, None)] * len(bot["saturation"])
+    for (f, _), (p, _), (b, _) in zip(floor["saturation"], plain_sat, bot["saturation"]):
+        for name, r in (("floor", f), ("plain floor", p), ("bot", b)):
+            if r is None:
+                continue
             short = " (identities ran out)" if r.ran_out else ""
             lines.append(f"| {r.buyers} | {name} | {r.elapsed:.0f}{short} | {r.throughput:.1f} | {fmt_ms(r.pct(50))} "
                          f"| {fmt_ms(r.pct(95))} | {r.errors} |")
     f_sat = max(r.throughput for r, _ in floor["saturation"])
     b_sat = max(r.throughput for r, _ in bot["saturation"])
     lines += ["", f"Saturation throughput: floor **{f_sat:.1f} msg/s**, bot **{b_sat:.1f} msg/s** "
-              f"({b_sat / f_sat:.2f} of the floor; target ≥ 0.5).", ""]
+              f"({b_sat / f_sat:.2f} of the floor; target ≥ 0.5)."]
+    if plain:
+        p_sat = max(r.throughput for r, _ in plain["saturation"])
+        lines += ["", f"For reference, the plain floor (no speed-ups) saturated at {p_sat:.1f} msg/s: the bot is "
+                  f"{b_sat / p_sat:.2f} of it, and the speed-ups made the floor {f_sat / p_sat:.1f}× as fast."]
+    lines += [""]
     lines += ["## Nothing lost, nothing duplicated", "", "| run | " + " | ".join(bot["checks"]) + " |",
               "| --- |" + " ---: |" * len(bot["checks"])]
     lines.append("| bot | " + " | ".join(str(v) for v in bot["checks"].values()) + " |")
@@ -621,12 +638,16 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["", "## Where the time goes (bot, highest no-pause concurrency)", ""]
     _, cpu = bot["saturation"][-1]
     _, fcpu = floor["saturation"][-1]
+    pcpu = plain["saturation"][-1][1] if plain else None
     lines += ["CPU milliseconds per answered message, by process kind:", "",
-              "| process | bot | floor |", "| --- | ---: | ---: |"]
-    for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        if v >= 0.05 or fcpu.get(k, 0) >= 0.05:
-            lines.append(f"| {k} | {v:.1f} | {fcpu.get(k, 0):.1f} |")
-    lines.append(f"| **total** | **{sum(cpu.values()):.1f}** | **{sum(fcpu.values()):.1f}** |")
+              "| process | bot | floor |" + (" plain floor |" if pcpu else ""),
+              "| --- | ---: | ---: |" + (" ---: |" if pcpu else "")]
+    for k in sorted(set(cpu) | set(fcpu) | set(pcpu or {}), key=lambda k: -cpu.get(k, 0)):
+        if max(cpu.get(k, 0), fcpu.get(k, 0), (pcpu or {}).get(k, 0)) >= 0.05:
+            lines.append(f"| {k} | {cpu.get(k, 0):.1f} | {fcpu.get(k, 0):.1f} |"
+                         + (f" {pcpu.get(k, 0):.1f} |" if pcpu else ""))
+    lines.append(f"| **total** | **{sum(cpu.values()):.1f}** | **{sum(fcpu.values()):.1f}** |"
+                 + (f" **{sum(pcpu.values()):.1f}** |" if pcpu else ""))
     if bot.get("nginx"):
         n = bot["nginx"]
         lines += ["", f"At the load balancer: {n['rest_avg_s'] * 1000:.0f} ms per REST message on average, of which "
@@ -659,6 +680,8 @@ def main() -> int:
     parser.add_argument("--no-report", action="store_true", help="print only, do not write LOAD_RESULTS.md")
     parser.add_argument("--bot-only", action="store_true",
                         help="measure the bot alone (while working on it): prints, never writes the report")
+    parser.add_argument("--no-plain-floor", dest="plain_floor", action="store_false",
+                        help="skip the reference floor that runs without our Rasa speed-ups")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for every process of both stacks (repeatable)")
     args = parser.parse_args()
@@ -684,6 +707,15 @@ def main() -> int:
                                    extra_env=extra_env)
             stacks.append(StackBench("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed,
                                      profile_dir=profile_dir))
+            if args.plain_floor:
+                # The same floor bot without our speed-ups: for reference only (the targets use the floor above).
+                plain_cfg = ProdConfig(var_dir=work / "plain-var", ports=ProdPorts().shifted(args.offset + 20000),
+                                       pg_server=PG_SERVER, app_db=f"bench_{tag}_plain_app",
+                                       tracker_db=f"bench_{tag}_plain_tracker", lock_prefix=f"benchplain{tag}",
+                                       model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
+                                       extra_env={**extra_env, "BOT_RASA_SPEEDUPS": "off"})
+                stacks.append(StackBench("plain floor", plain_cfg, floor=True, args=args, ids_needed=ids_needed,
+                                         profile_dir=profile_dir))
         bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)
@@ -692,7 +724,8 @@ def main() -> int:
         bench_stacks(stacks, args)
         if args.bot_only:
             return 0
-        report = write_report(args, stacks[0].out, stacks[1].out, started, load)
+        report = write_report(args, stacks[0].out, stacks[-1].out, started, load,
+                              plain=stacks[1].out if args.plain_floor else None)
         logs = ROOT / "var" / "load-bench-logs"
         shutil.rmtree(logs, ignore_errors=True)
         shutil.copytree(bot_cfg.log_dir, logs, ignore=shutil.ignore_patterns("nginx-access.log"))
