@@ -584,8 +584,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              "PostgreSQL tracker store, Redis lock store); the floor is a one-rule bot without actions, the bot "
              "has 2 action servers, the web app and 2 workers on PostgreSQL. One conversation = 6 messages "
              "(greeting, quality reason, photos later, quote, 确认 → submitted, status, thanks), every answer "
-             "checked. Both stacks run at once and take turns level by level (floor then bot, then bot then floor "
-             "at the next level), so that the host's drift in speed reaches both alike."
+             "checked. The stacks run at once and take turns level by level (floor first, then the bot first at the "
+             "next level, and so on), so that the host's drift in speed reaches them alike."
              + (" A third stack, the *plain floor*, is the same floor bot with `BOT_RASA_SPEEDUPS=off` (none of "
                 "bot/nlu/rasa_speedups, no kept trackers, no frozen start-up objects): it is only a reference for "
                 "what those speed-ups buy the floor, and the targets are against the floor with them." if plain else "")
@@ -634,7 +634,9 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["## Nothing lost, nothing duplicated", "", "| run | " + " | ".join(bot["checks"]) + " |",
               "| --- |" + " ---: |" * len(bot["checks"])]
     lines.append("| bot | " + " | ".join(str(v) for v in bot["checks"].values()) + " |")
-    lines.append("| floor | " + " | ".join(str(floor["checks"].get(k, "–")) for k in bot["checks"]) + " |")
+    for name, stack in (("floor", floor), ("plain floor", plain)):
+        if stack:
+            lines.append(f"| {name} | " + " | ".join(str(stack["checks"].get(k, "–")) for k in bot["checks"]) + " |")
     lines += ["", "## Where the time goes (bot, highest no-pause concurrency)", ""]
     _, cpu = bot["saturation"][-1]
     _, fcpu = floor["saturation"][-1]
