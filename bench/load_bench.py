@@ -4,9 +4,11 @@ Runs, in one go on this machine (everything on 127.0.0.1):
   1. the FLOOR: the same Rasa (3.6, same production profile: nginx, 2 replicas, PostgreSQL tracker store,
      Redis lock store) with a minimal one-rule bot and no actions, trained here into a temp dir from tiny data
      this script writes;
-  2. the BOT: the production profile of the assistant (bot/ops/prod.py) with its real model, 2 action
+  2. the PLAIN FLOOR (unless --no-plain-floor): the same floor bot with BOT_RASA_SPEEDUPS=off, i.e. without
+     our Rasa speed-ups, kept trackers or frozen start-up objects; a reference only, the targets use the floor;
+  3. the BOT: the production profile of the assistant (bot/ops/prod.py) with its real model, 2 action
      servers, web and 2 workers, on fresh databases;
-and drives both with two shapes:
+and drives them with two shapes:
   - paused: N buyers (10, 50, 100) each pausing ~3 s between messages, start times spread out, for a fixed
     time; p50/p95/p99 latency and error rate per level;
   - no pause: C buyers sending back to back for a fixed time; throughput in messages per second (the
@@ -20,7 +22,7 @@ an action server spend their time (py-spy, when installed), and the time in acti
 
 Prints the figures and writes bench/LOAD_RESULTS.md. Loops are bounded by count and time.
 
-    .venv/app/bin/python bench/load_bench.py                       # full run (about 15 minutes)
+    .venv/app/bin/python bench/load_bench.py                       # full run (about 20 minutes)
     .venv/app/bin/python bench/load_bench.py --levels 10 --duration 30 --sat 8 --sat-duration 20   # quick
 """
 

@@ -74,7 +74,7 @@ SPEEDUPS = os.environ.get("BOT_RASA_SPEEDUPS", "on") != "off"
 KEPT_TRACKERS = int(os.environ.get("BOT_KEPT_TRACKERS", "1000")) if SPEEDUPS else 0
 # A message allocates tens of thousands of objects that live until its answer: with Python's default (700, 10, 10)
 # a young collection ran every few hundred of them and moved the messages in flight into the old generations.
-GC_THRESHOLDS = (20_000, 20, 20)
+GC_THRESHOLDS = tuple(int(n) for n in os.environ.get("BOT_GC_THRESHOLDS", "20000,20,20").split(","))
 
 
 # ---------------------------------------------------------------- tracker store
