@@ -75,7 +75,7 @@ class Classifier:
 
         from bot.nlu import rasa_speedups
 
-        rasa_speedups.install()  # the same NLU code path as the Rasa server's, and its speed
+        rasa_speedups.install()  # the same NLU code path as the Rasa server's
         self.agent = Agent.load(str(model_path))
 
     async def parse_batch(self, texts: list[str]) -> list[dict[str, Any]]:

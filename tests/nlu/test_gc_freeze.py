@@ -61,3 +61,13 @@ def test_without_the_speed_ups_rasa_runs_its_own_code_and_nothing_is_frozen() ->
     frozen, patched = out.stdout.split("FROZEN", 1)[1].split("PATCHED")
     assert [int(n) for n in frozen.split()] == [0, 0, 700, 10, 10]
     assert [int(n) for n in patched.split()] == [0, 0]  # Rasa's own code, and no kept trackers
+
+
+@pytest.mark.parametrize("setting", ["abc", "1,2", "0,10,10", "10,-1,10", ""])
+def test_a_bad_threshold_setting_is_refused_with_its_name(setting: str) -> None:
+    with pytest.raises(ValueError, match="BOT_GC_THRESHOLDS must be three whole numbers"):
+        guard._gc_thresholds(setting)
+
+
+def test_a_threshold_setting_is_read() -> None:
+    assert guard._gc_thresholds("5000, 5, 7") == (5000, 5, 7)
