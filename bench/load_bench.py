@@ -596,11 +596,11 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              f"{args.duration:.0f} s per level)", "",
              "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    plain_paused = plain["paused"] if plain else [None] * len(bot["paused"])
-    for f, p, b in zip(floor["paused"], plain_paused, bot["paused"]):
-        for name, r in (("floor", f), ("plain floor", p), ("bot", b)):
-            if r is None:
-                continue
+    # The stacks this run measured, in the order of the tables' rows.
+    runs = [(name, stack) for name, stack in (("floor", floor), ("plain floor", plain), ("bot", bot)) if stack]
+    for level in range(len(bot["paused"])):
+        f, b = floor["paused"][level], bot["paused"][level]
+        for name, r in ((name, stack["paused"][level]) for name, stack in runs):
             ratio = f"{b.pct(95) / f.pct(95):.2f}×" if name == "bot" and f.pct(95) > 0 else ""
             lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
                          f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
@@ -616,11 +616,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
               "| buyers | run | seconds | msg/s | p50 ms | p95 ms | errors |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
-    plain_sat = plain["saturation"] if plain else [(None, None)] * len(bot["saturation"])
-    for (f, _), (p, _), (b, _) in zip(floor["saturation"], plain_sat, bot["saturation"]):
-        for name, r in (("floor", f), ("plain floor", p), ("bot", b)):
-            if r is None:
-                continue
+    for level in range(len(bot["saturation"])):
+        for name, (r, _) in ((name, stack["saturation"][level]) for name, stack in runs):
             short = " (identities ran out)" if r.ran_out else ""
             lines.append(f"| {r.buyers} | {name} | {r.elapsed:.0f}{short} | {r.throughput:.1f} | {fmt_ms(r.pct(50))} "
                          f"| {fmt_ms(r.pct(95))} | {r.errors} |")
@@ -636,9 +633,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["## Nothing lost, nothing duplicated", "", "| run | " + " | ".join(bot["checks"]) + " |",
               "| --- |" + " ---: |" * len(bot["checks"])]
     lines.append("| bot | " + " | ".join(str(v) for v in bot["checks"].values()) + " |")
-    for name, stack in (("floor", floor), ("plain floor", plain)):
-        if stack:
-            lines.append(f"| {name} | " + " | ".join(str(stack["checks"].get(k, "–")) for k in bot["checks"]) + " |")
+    for name, stack in runs[:-1]:
+        lines.append(f"| {name} | " + " | ".join(str(stack["checks"].get(k, "–")) for k in bot["checks"]) + " |")
     lines += ["", "## Where the time goes (bot, highest no-pause concurrency)", ""]
     _, cpu = bot["saturation"][-1]
     _, fcpu = floor["saturation"][-1]

@@ -72,8 +72,6 @@ SPEEDUPS = os.environ.get("BOT_RASA_SPEEDUPS", "on") != "off"
 # Conversations whose tracker a replica keeps after saving it (see StrictSQLTrackerStore); 0 turns it off.
 # About 140 KiB each for a conversation of 85 events with what the speed-ups keep on it: 1,000 ≈ 140 MiB.
 KEPT_TRACKERS = int(os.environ.get("BOT_KEPT_TRACKERS", "1000")) if SPEEDUPS else 0
-# A message allocates tens of thousands of objects that live until its answer: with Python's default (700, 10, 10)
-# a young collection ran every few hundred of them and moved the messages in flight into the old generations.
 
 
 def _gc_thresholds(setting: str) -> tuple[int, int, int]:
@@ -84,6 +82,8 @@ def _gc_thresholds(setting: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+# A message allocates tens of thousands of objects that live until its answer: with Python's default (700, 10, 10)
+# a young collection ran every few hundred of them and moved the messages in flight into the old generations.
 GC_THRESHOLDS = _gc_thresholds(os.environ.get("BOT_GC_THRESHOLDS", "20000,20,20"))
 
 
@@ -536,11 +536,11 @@ def _frozen_after_start(blueprint: Blueprint) -> Blueprint:
     collection at all; the longest pause 0.12 s). The load figures did not move measurably with it
     (bench/LOAD_RESULTS.md, run 11): it is about 4 % of a replica's CPU, within the runs' noise."""
 
-    @blueprint.listener("after_server_start")
     async def freeze(*_: Any) -> None:
-        if SPEEDUPS:
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
+    if SPEEDUPS:
+        blueprint.listener("after_server_start")(freeze)
     return blueprint

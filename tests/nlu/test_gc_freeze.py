@@ -41,24 +41,27 @@ asyncio.run(main())
 """
 
 
-@pytest.mark.parametrize("channel", ["rest", "socketio"])
-def test_a_started_server_freezes_what_it_loaded(channel: str) -> None:
+def _scenario(channel: str, **env: str) -> tuple[str, str]:
+    """The FROZEN and PATCHED lines' figures of SCENARIO, run with the channel in a fresh process."""
     out = subprocess.run([sys.executable, "-c", SCENARIO, channel], cwd=ROOT, capture_output=True, text=True,
                          timeout=240, env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
-                                           "PATH": "/usr/bin:/bin"})
+                                           "PATH": "/usr/bin:/bin", **env})
     assert out.returncode == 0, out.stderr[-3000:]
-    before, after, *thresholds = (int(n) for n in out.stdout.split("FROZEN", 1)[1].split("PATCHED")[0].split())
+    frozen, patched = out.stdout.split("FROZEN", 1)[1].split("PATCHED")
+    return frozen, patched
+
+
+@pytest.mark.parametrize("channel", ["rest", "socketio"])
+def test_a_started_server_freezes_what_it_loaded(channel: str) -> None:
+    frozen, _ = _scenario(channel)
+    before, after, *thresholds = (int(n) for n in frozen.split())
     assert before == 0
     assert after > 100_000  # everything the process had loaded (Rasa, Sanic, TensorFlow), not a few objects
     assert tuple(thresholds) == guard.GC_THRESHOLDS != (700, 10, 10)
 
 
 def test_without_the_speed_ups_rasa_runs_its_own_code_and_nothing_is_frozen() -> None:
-    out = subprocess.run([sys.executable, "-c", SCENARIO, "rest"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=240, env={"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
-                                           "PATH": "/usr/bin:/bin", "BOT_RASA_SPEEDUPS": "off"})
-    assert out.returncode == 0, out.stderr[-3000:]
-    frozen, patched = out.stdout.split("FROZEN", 1)[1].split("PATCHED")
+    frozen, patched = _scenario("rest", BOT_RASA_SPEEDUPS="off")
     assert [int(n) for n in frozen.split()] == [0, 0, 700, 10, 10]
     assert [int(n) for n in patched.split()] == [0, 0]  # Rasa's own code, and no kept trackers
 
