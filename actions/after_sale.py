@@ -1,5 +1,8 @@
 """The after-sales application: start it from what the buyer said, fill the form, quote, submit."""
 
+import itertools
+import logging
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -19,6 +22,8 @@ from bot.domain.workflow import Kind
 from bot.nlu.topics import reason_of_intent
 from bot.services import after_sales
 from bot.services.orders import order_of_buyer, orders_of_buyer
+
+log = logging.getLogger(__name__)
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
               "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts", "quoted_total_fen",
@@ -98,32 +103,26 @@ class ActionStartAfterSale(ServiceAction):
         return events
 
 
-class ActionAskOrderNo(ServiceAction):
-    def name(self) -> str:
-        return "action_ask_order_no"
-
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        orders = [o for o in orders_of_buyer(self.services, buyer_id_of(tracker)) if o.after_sale_possible]
-        if not orders:
-            dispatcher.utter_message(response="utter_no_eligible_order")
-            return []
-        buttons = [{"title": f"{o.summary} · {o.state_label} · 尾号{o.order_no[-4:]}",
-                    "payload": f'/inform{{"order_no":"{o.order_no}"}}'} for o in orders[:8]]
-        dispatcher.utter_message(response="utter_choose_order", buttons=buttons)
+def ask_order_no(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+    """Which order: a button for each that can still take a request."""
+    orders = [o for o in orders_of_buyer(current_services(), buyer_id_of(tracker)) if o.after_sale_possible]
+    if not orders:
+        dispatcher.utter_message(response="utter_no_eligible_order")
         return []
+    buttons = [{"title": f"{o.summary} · {o.state_label} · 尾号{o.order_no[-4:]}",
+                "payload": f'/inform{{"order_no":"{o.order_no}"}}'} for o in orders[:8]]
+    dispatcher.utter_message(response="utter_choose_order", buttons=buttons)
+    return []
 
 
-class ActionAskPicks(ServiceAction):
-    def name(self) -> str:
-        return "action_ask_picks"
-
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        order = order_of_buyer(self.services, buyer_id_of(tracker), tracker.get_slot("order_no"))
-        buttons = [{"title": f"{line.name}（{line.spec}）×{line.quantity}",
-                    "payload": f'/inform{{"picks":"{line.id}:{line.quantity}"}}'} for line in order.lines]
-        buttons.append({"title": "全部商品", "payload": '/inform{"picks":"all"}'})
-        dispatcher.utter_message(response="utter_choose_items", count=len(order.lines), buttons=buttons)
-        return []
+def ask_picks(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+    """Which items of the order: a button for each line, and one for all of them."""
+    order = order_of_buyer(current_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+    buttons = [{"title": f"{line.name}（{line.spec}）×{line.quantity}",
+                "payload": f'/inform{{"picks":"{line.id}:{line.quantity}"}}'} for line in order.lines]
+    buttons.append({"title": "全部商品", "payload": '/inform{"picks":"all"}'})
+    dispatcher.utter_message(response="utter_choose_items", count=len(order.lines), buttons=buttons)
+    return []
 
 
 def evidence_needed(quote: after_sales.Quote, tracker: Tracker) -> bool:
@@ -138,31 +137,54 @@ def quote_lines(quote: after_sales.Quote) -> str:
     ) + (f"\n· 运费 {yuan(quote.freight_refund_fen)}" if quote.freight_refund_fen else "")
 
 
-class ActionAskConfirmed(ServiceAction):
+def ask_confirmed(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     """Show the computed refund item by item and who pays the freight, then ask to confirm."""
+    quote = _quote(tracker)
+    explanation = quote.decision.explanation
+    if quote.kind == Kind.EXCHANGE:
+        dispatcher.utter_message(response="utter_quote_exchange", explanation=explanation, lines=quote_lines(quote))
+    else:
+        dispatcher.utter_message(response="utter_quote", explanation=explanation, lines=quote_lines(quote),
+                                 total=yuan(quote.total_fen), route=ROUTE_LABELS.get(quote.refund_route, ""))
+    if quote.kind == Kind.EXCHANGE and quote.decision.exchange_first and not tracker.get_slot("resolution"):
+        # Exchange is offered first for size, but the buyer may still choose a return.
+        # Buttons built here: Rasa would try to fill the JSON braces of a payload in domain.yml.
+        dispatcher.utter_message(response="utter_confirm_exchange_first", buttons=[
+            {"title": "确认换货", "payload": "/affirm"},
+            {"title": "改为退货退款", "payload": '/inform{"resolution":"return_refund"}'},
+            {"title": "先不了", "payload": "/deny"},
+        ])
+    else:
+        dispatcher.utter_message(response="utter_confirm_application", kind_label=KIND_LABELS[quote.kind])
+    return [SlotSet("quoted_total_fen", float(quote.total_fen))]
 
-    def name(self) -> str:
-        return "action_ask_confirmed"
 
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        quote = _quote(tracker)
-        explanation = quote.decision.explanation
-        if quote.kind == Kind.EXCHANGE:
-            dispatcher.utter_message(response="utter_quote_exchange", explanation=explanation, lines=quote_lines(quote))
-        else:
-            dispatcher.utter_message(response="utter_quote", explanation=explanation, lines=quote_lines(quote),
-                                     total=yuan(quote.total_fen), route=ROUTE_LABELS.get(quote.refund_route, ""))
-        if quote.kind == Kind.EXCHANGE and quote.decision.exchange_first and not tracker.get_slot("resolution"):
-            # Exchange is offered first for size, but the buyer may still choose a return.
-            # Buttons built here: Rasa would try to fill the JSON braces of a payload in domain.yml.
-            dispatcher.utter_message(response="utter_ask_confirmed_exchange_first", buttons=[
-                {"title": "确认换货", "payload": "/affirm"},
-                {"title": "改为退货退款", "payload": '/inform{"resolution":"return_refund"}'},
-                {"title": "先不了", "payload": "/deny"},
-            ])
-        else:
-            dispatcher.utter_message(response="utter_ask_confirmed", kind_label=KIND_LABELS[quote.kind])
-        return [SlotSet("quoted_total_fen", float(quote.total_fen))]
+# The form's questions that need the buyer's orders or the quote. The domain has no ask action for these
+# slots, so Rasa asks nothing itself ("the user might have asked as part of a custom action", rasa/core/
+# actions/forms.py): the validation, which Rasa calls before each question, asks them. One action call per
+# question instead of two; the other slots are asked with plain responses (domain.yml).
+ASKS: dict[str, Callable[[CollectingDispatcher, Tracker], list]] = {
+    "order_no": ask_order_no, "picks": ask_picks, "confirmed": ask_confirmed}
+
+
+def requested_slot_of(events: list) -> str | None:
+    """The slot the validation's events tell the form to ask for next (rasa_sdk appends it last)."""
+    return next((e["value"] for e in reversed(events)
+                 if e.get("event") == "slot" and e.get("name") == "requested_slot"), None)
+
+
+def rasa_will_reject(tracker: Tracker, events: list) -> bool:
+    """Whether Rasa will reject this run of the form, dropping whatever the validation said: the buyer answered
+    the question (no other action ran since the buyer's message) and the answer filled no slot. Another rule then
+    answers (who pays the freight, …) and the form asks again when it comes back. This is Rasa 3.6's test in
+    FormAction.validate. Rasa puts its own ActionExecuted(form) after the conversation's events; only the turn's
+    events are read, and they are the ones the action call carries (bot/ops/action_history.py)."""
+    if not tracker.get_slot("requested_slot"):
+        return False
+    if any(e.get("event") == "slot" and e.get("name") != "requested_slot" for e in events):
+        return False
+    turn = list(itertools.takewhile(lambda e: e.get("event") != "user", reversed(tracker.events)))
+    return [e.get("name") for e in turn if e.get("event") == "action"] == [tracker.active_loop.get("name")]
 
 
 class ValidateAfterSaleForm(FormValidationAction):
@@ -175,12 +197,28 @@ class ValidateAfterSaleForm(FormValidationAction):
         async def validate() -> list:
             token = _quotes_this_run.set({})
             try:
-                return await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
+                events = await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
                     dispatcher, tracker, domain_or_local(domain))
+                return events + self.ask(dispatcher, tracker, events)
             finally:
                 _quotes_this_run.reset(token)
 
         return await off_the_loop(validate)
+
+    @staticmethod
+    def ask(dispatcher: CollectingDispatcher, tracker: Tracker, events: list) -> list:
+        """Ask for the next slot when it is one of ASKS (on the tracker rasa_sdk has updated with `events`)."""
+        ask = ASKS.get(requested_slot_of(events) or "")
+        if ask is None or rasa_will_reject(tracker, events):
+            return []
+        try:
+            return ask(dispatcher, tracker)
+        except DomainError as exc:
+            dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+        except Exception:
+            log.exception("asking for %s failed", requested_slot_of(events))
+            dispatcher.utter_message(response="utter_error_backend")
+        return []
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> list[str]:

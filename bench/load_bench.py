@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bot.identity import buyer_token, sender_id_of  # noqa: E402
@@ -133,6 +134,37 @@ def train_floor(workdir: Path) -> Path:
     if out.returncode != 0:
         raise RuntimeError(f"floor training failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     return workdir / "models" / "floor.tar.gz"
+
+
+def train_nlu_floor(workdir: Path) -> Path:
+    """Train the NLU floor: the floor's one rule and no actions, but the bot's own NLU (config.yml's pipeline,
+    its jieba words, entity rules and DIET, trained on data/nlu). It answers 收到 to everything like the floor,
+    and so shows what the bot costs beyond understanding a Chinese message the way the bot does."""
+    (workdir / "data").mkdir(parents=True, exist_ok=True)
+    bot_domain = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
+    domain = {"version": "3.1", "intents": bot_domain["intents"], "entities": bot_domain["entities"],
+              "responses": {"utter_reply": [{"text": FLOOR_REPLY}]},
+              "session_config": {"session_expiration_time": 60, "carry_over_slots_to_new_session": True}}
+    (workdir / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True), encoding="utf-8")
+    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    config.update(assistant_id="load-nlu-floor", policies=yaml.safe_load(FLOOR_CONFIG)["policies"])
+    (workdir / "config.yml").write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    for source in sorted((ROOT / "data" / "nlu").glob("*.yml")):
+        shutil.copy(source, workdir / "data" / source.name)
+    # Still one rule, for whichever intent DIET finds (the core fallback alone would answer again and again).
+    rules = {"version": "3.1", "rules": [{"rule": "answer anything", "steps": [
+        {"or": [{"intent": intent} for intent in [*bot_domain["intents"], "nlu_fallback"]]},
+        {"action": "utter_reply"}]}]}
+    (workdir / "data" / "rules.yml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    # From the project's root: the pipeline names bot/nlu/dictionary and the bot's own components.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([str(VENV_RASA / "rasa"), "train", "--domain", str(workdir / "domain.yml"),
+                          "--config", str(workdir / "config.yml"), "--data", str(workdir / "data"),
+                          "--out", str(workdir / "models"), "--fixed-model-name", "nlu-floor"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"NLU floor training failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return workdir / "models" / "nlu-floor.tar.gz"
 
 
 # ---------------------------------------------------------------- load generator
@@ -577,8 +609,12 @@ def fmt_ms(seconds: float) -> str:
 
 
 def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: float, load: tuple,
-                 plain: dict | None = None) -> str:
-    """The report; `plain` is the reference floor without our Rasa speed-ups (the targets compare with `floor`)."""
+                 references: dict[str, dict] | None = None) -> str:
+    """The report. `references` are the other stacks measured beside the floor, by name: the "plain floor"
+    (the floor without our Rasa speed-ups) and the "NLU floor" (the floor with the bot's NLU). The targets
+    compare with `floor`."""
+    references = references or {}
+    plain, nlu = references.get("plain floor"), references.get("NLU floor")
     lines = ["# Load bench: the production profile under many buyers", "",
              f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} by `bench/load_bench.py` on "
              f"this machine ({os.cpu_count()} cores, {platform.python_version()}), load average before the run "
@@ -591,13 +627,16 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              + (" A third stack, the *plain floor*, is the same floor bot with `BOT_RASA_SPEEDUPS=off` (none of "
                 "bot/nlu/rasa_speedups, no kept trackers, no frozen start-up objects): it is only a reference for "
                 "what those speed-ups buy the floor, and the targets are against the floor with them." if plain else "")
+             + (" Another reference, the *NLU floor*, is the floor's one rule without actions on the bot's own NLU "
+                "(config.yml's pipeline with its jieba words, entity rules and DIET, trained on data/nlu): it shows "
+                "what the bot costs beyond understanding each message the way the bot does." if nlu else "")
              + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
              f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s, "
              f"{args.duration:.0f} s per level)", "",
              "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     # The stacks this run measured, in the order of the tables' rows.
-    runs = [(name, stack) for name, stack in (("floor", floor), ("plain floor", plain), ("bot", bot)) if stack]
+    runs = [("floor", floor), *references.items(), ("bot", bot)]
     for level in range(len(bot["paused"])):
         f, b = floor["paused"][level], bot["paused"][level]
         for name, r in ((name, stack["paused"][level]) for name, stack in runs):
@@ -605,6 +644,10 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
             lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
                          f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
                          f"{r.throughput:.1f} | {ratio} |")
+    if nlu:
+        lines += ["", "p95 of the bot against the NLU floor's at " + ", ".join(
+            f"{b.buyers} buyers: {b.pct(95) / max(n.pct(95), 1e-9):.2f}×"
+            for n, b in zip(nlu["paused"], bot["paused"])) + " (a reference; the target is against the floor)."]
     # The mean hides which messages are slow: the ones that run custom actions set the bot's p95.
     lines += ["", "By message of the conversation, p50 / p95 ms (bot; floor p95 for comparison):", "",
               "| message | " + " | ".join(f"{b.buyers} buyers: bot p50 / p95, floor p95" for b in bot["paused"]) + " |",
@@ -629,6 +672,10 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
         p_sat = max(r.throughput for r, _ in plain["saturation"])
         lines += ["", f"For reference, the plain floor (no speed-ups) saturated at {p_sat:.1f} msg/s: the bot is "
                   f"{b_sat / p_sat:.2f} of it, and the speed-ups made the floor {f_sat / p_sat:.1f}× as fast."]
+    if nlu:
+        n_sat = max(r.throughput for r, _ in nlu["saturation"])
+        lines += ["", f"For reference, the NLU floor (the bot's NLU, one rule, no actions) saturated at {n_sat:.1f} "
+                  f"msg/s: the bot is {b_sat / n_sat:.2f} of it."]
     lines += [""]
     lines += ["## Nothing lost, nothing duplicated", "", "| run | " + " | ".join(bot["checks"]) + " |",
               "| --- |" + " ---: |" * len(bot["checks"])]
@@ -637,17 +684,14 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
         lines.append(f"| {name} | " + " | ".join(str(stack["checks"].get(k, "–")) for k in bot["checks"]) + " |")
     lines += ["", "## Where the time goes (bot, highest no-pause concurrency)", ""]
     _, cpu = bot["saturation"][-1]
-    _, fcpu = floor["saturation"][-1]
-    pcpu = plain["saturation"][-1][1] if plain else None
+    cpus = [cpu] + [stack["saturation"][-1][1] for name, stack in runs[:-1]]
     lines += ["CPU milliseconds per answered message, by process kind:", "",
-              "| process | bot | floor |" + (" plain floor |" if pcpu else ""),
-              "| --- | ---: | ---: |" + (" ---: |" if pcpu else "")]
-    for k in sorted(set(cpu) | set(fcpu) | set(pcpu or {}), key=lambda k: -cpu.get(k, 0)):
-        if max(cpu.get(k, 0), fcpu.get(k, 0), (pcpu or {}).get(k, 0)) >= 0.05:
-            lines.append(f"| {k} | {cpu.get(k, 0):.1f} | {fcpu.get(k, 0):.1f} |"
-                         + (f" {pcpu.get(k, 0):.1f} |" if pcpu else ""))
-    lines.append(f"| **total** | **{sum(cpu.values()):.1f}** | **{sum(fcpu.values()):.1f}** |"
-                 + (f" **{sum(pcpu.values()):.1f}** |" if pcpu else ""))
+              "| process | bot | " + " | ".join(name for name, _ in runs[:-1]) + " |",
+              "| --- |" + " ---: |" * len(cpus)]
+    for k in sorted(set().union(*cpus), key=lambda k: -cpu.get(k, 0)):
+        if max(c.get(k, 0) for c in cpus) >= 0.05:
+            lines.append(f"| {k} | " + " | ".join(f"{c.get(k, 0):.1f}" for c in cpus) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{sum(c.values()):.1f}**" for c in cpus) + " |")
     if bot.get("nginx"):
         n = bot["nginx"]
         lines += ["", f"At the load balancer: {n['rest_avg_s'] * 1000:.0f} ms per REST message on average, of which "
@@ -682,6 +726,8 @@ def main() -> int:
                         help="measure the bot alone (while working on it): prints, never writes the report")
     parser.add_argument("--no-plain-floor", dest="plain_floor", action="store_false",
                         help="skip the reference floor that runs without our Rasa speed-ups")
+    parser.add_argument("--no-nlu-floor", dest="nlu_floor", action="store_false",
+                        help="skip the reference floor that has the bot's NLU (one rule, no actions)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for every process of both stacks (repeatable)")
     args = parser.parse_args()
@@ -716,6 +762,19 @@ def main() -> int:
                                        extra_env={**extra_env, "BOT_RASA_SPEEDUPS": "off"})
                 stacks.append(StackBench("plain floor", plain_cfg, floor=True, args=args, ids_needed=ids_needed,
                                          profile_dir=profile_dir))
+            if args.nlu_floor:
+                # The floor's dialogue on the bot's NLU: for reference only (the targets use the floor above).
+                print("training the NLU floor …", flush=True)
+                t = time.monotonic()
+                nlu_model = train_nlu_floor(work / "nlu-floor")
+                print(f"NLU floor trained in {time.monotonic() - t:.0f}s", flush=True)
+                nlu_cfg = ProdConfig(var_dir=work / "nlu-var", ports=ProdPorts().shifted(args.offset + 25000),
+                                     pg_server=PG_SERVER, app_db=f"bench_{tag}_nlu_app",
+                                     tracker_db=f"bench_{tag}_nlu_tracker", lock_prefix=f"benchnlu{tag}",
+                                     model=nlu_model, with_actions=False, with_app=False, nginx_access_log=False,
+                                     extra_env=extra_env)
+                stacks.append(StackBench("NLU floor", nlu_cfg, floor=True, args=args, ids_needed=ids_needed,
+                                         profile_dir=profile_dir))
         bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)
@@ -725,7 +784,7 @@ def main() -> int:
         if args.bot_only:
             return 0
         report = write_report(args, stacks[0].out, stacks[-1].out, started, load,
-                              plain=stacks[1].out if args.plain_floor else None)
+                              references={stack.name: stack.out for stack in stacks[1:-1]})
         logs = ROOT / "var" / "load-bench-logs"
         shutil.rmtree(logs, ignore_errors=True)
         shutil.copytree(bot_cfg.log_dir, logs, ignore=shutil.ignore_patterns("nginx-access.log"))

@@ -11,3 +11,8 @@ An action that reads `tracker.events` or the SDK's history helpers must be named
 ACTIONS_READING_HISTORY = frozenset({
     "action_notify_update",  # says a notice once, even when a worker delivered it twice (actions/status.py)
 })
+
+# Helpers that read only the turn's events (from the buyer's latest message on), which every action call carries.
+FUNCTIONS_READING_THE_TURN = frozenset({
+    "rasa_will_reject",  # whether Rasa will reject the form's run: which actions ran this turn (actions/after_sale.py)
+})

@@ -2,10 +2,11 @@
 
 import asyncio
 
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.after_sale import (
-    ActionAskConfirmed, ActionStartAfterSale, ActionSubmitAfterSale, ValidateAfterSaleForm,
+    ActionStartAfterSale, ActionSubmitAfterSale, ValidateAfterSaleForm, ask_confirmed,
 )
 from actions.conversation import (
     ActionCancelOrder, ActionEscalate, ActionExplainClosed, ActionHandoff, ActionScamReport,
@@ -35,11 +36,17 @@ def test_start_leaves_the_order_open_when_the_buyer_has_several(services):
     assert slot_events(events).get("order_no") is None
 
 
+def asked(ask, t) -> tuple[list[dict], list[dict]]:
+    """(messages, events) of one of the form's questions that the validation asks."""
+    dispatcher = CollectingDispatcher()
+    return dispatcher.messages, ask(dispatcher, t)
+
+
 def test_confirmation_shows_the_computed_refund_and_freight(services):
-    messages, events = run(ActionAskConfirmed(), tracker(3, slots=SLICE))
+    messages, events = asked(ask_confirmed, tracker(3, slots=SLICE))
     quote = next(m for m in messages if m["response"] == "utter_quote")
     assert quote["total"] == "¥199.00" and "商家承担" in quote["explanation"]
-    assert responses(messages)[-1] == "utter_ask_confirmed"
+    assert responses(messages)[-1] == "utter_confirm_application"
     assert slot_events(events)["quoted_total_fen"] == 19900.0  # what the buyer is asked to confirm
 
 
@@ -98,8 +105,6 @@ def test_submit_declined_creates_nothing(services):
 def test_someone_elses_order_number_is_refused_kindly(services):
     form = ValidateAfterSaleForm()
     dispatcher_messages = []
-    from rasa_sdk.executor import CollectingDispatcher
-
     dispatcher = CollectingDispatcher()
     result = asyncio.run(form.validate_order_no("202611200000000201", dispatcher, tracker(1), DOMAIN))
     dispatcher_messages = dispatcher.messages
@@ -108,8 +113,6 @@ def test_someone_elses_order_number_is_refused_kindly(services):
 
 
 def test_quantity_above_bought_is_refused_with_the_number(services):
-    from rasa_sdk.executor import CollectingDispatcher
-
     with services.sessions() as session:
         order = session.scalar(select(Order).where(Order.order_no == "202611200000000104"))
         socks = order.items[1].id
@@ -121,8 +124,6 @@ def test_quantity_above_bought_is_refused_with_the_number(services):
 
 
 def test_a_changed_reason_is_kept_and_asks_for_evidence(services):
-    from rasa_sdk.executor import CollectingDispatcher
-
     t = tracker(3, intent="reason_quality", slots={"reason": "dislike"}, active_loop="after_sale_form")
     result = asyncio.run(ValidateAfterSaleForm().extract_reason(CollectingDispatcher(), t, DOMAIN))
     assert result["reason"] == "quality" and result["earlier_reasons"] == ["dislike"]
@@ -221,12 +222,12 @@ def test_every_response_an_action_sends_exists_in_the_domain():
 
 def test_size_offers_an_exchange_first_with_a_way_to_return(services):
     slots = {"order_no": "202611200000000301", "picks": "all", "reason": "size"}
-    messages, _ = run(ActionAskConfirmed(), tracker(3, slots=slots))
+    messages, _ = asked(ask_confirmed, tracker(3, slots=slots))
     ask = messages[-1]
-    assert ask["response"] == "utter_ask_confirmed_exchange_first"
+    assert ask["response"] == "utter_confirm_exchange_first"
     assert [b["title"] for b in ask["buttons"]] == ["确认换货", "改为退货退款", "先不了"]
-    messages, _ = run(ActionAskConfirmed(), tracker(3, slots={**slots, "resolution": "return_refund"}))
-    assert messages[-1]["response"] == "utter_ask_confirmed" and messages[-1]["kind_label"] == "退货退款"
+    messages, _ = asked(ask_confirmed, tracker(3, slots={**slots, "resolution": "return_refund"}))
+    assert messages[-1]["response"] == "utter_confirm_application" and messages[-1]["kind_label"] == "退货退款"
 
 
 def test_chat_resolution_words_choose_the_kind(services):

@@ -9,7 +9,7 @@ from pathlib import Path
 from rasa_sdk import Action
 
 import actions
-from bot.ops.action_history import ACTIONS_READING_HISTORY
+from bot.ops.action_history import ACTIONS_READING_HISTORY, FUNCTIONS_READING_THE_TURN
 
 HISTORY = re.compile(r"\.events\b|applied_events|get_last_event_for|events_after_latest_restart|"
                      r"last_executed_action_has|idx_after_latest_restart")
@@ -19,7 +19,7 @@ def _functions_reading_history(tree: ast.Module, source: str) -> set[str]:
     """Module-level functions and classes whose body reads the history, directly or through one another."""
     bodies = {node.name: ast.get_source_segment(source, node) or "" for node in tree.body
               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    reading = {name for name, body in bodies.items() if HISTORY.search(body)}
+    reading = {name for name, body in bodies.items() if HISTORY.search(body)} - FUNCTIONS_READING_THE_TURN
     grown = True
     while grown:  # a helper of a helper
         more = {name for name, body in bodies.items()
