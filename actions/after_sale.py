@@ -80,27 +80,30 @@ def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
     return quote
 
 
-class ActionStartAfterSale(ServiceAction):
-    """The buyer asked for a return/refund/exchange: note the reason, apologise, pick the order if clear."""
+def start_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+    """The form starts: the buyer asked for a return, refund or exchange. Note the reason and the buyer's words,
+    apologise, pick the order if it is clear, and forget an earlier application's answers.
 
-    def name(self) -> str:
-        return "action_start_after_sale"
+    The validation does this when Rasa activates the form (one action call instead of two). Rasa hands over the
+    slots already filled as the candidates to check (forms.py activate): the earlier application's are dropped
+    and the fresh ones put in their place, so the form's checks run on what the buyer says now."""
+    buyer_id = buyer_id_of(tracker)  # first: an unknown buyer hears only why nothing can be done
+    reason, confidence = reason_from(tracker)
+    fresh: dict[str, Any] = {slot: None for slot in FORM_SLOTS if slot != "resolution"}
+    fresh["buyer_words"] = tracker.latest_message.get("text") or ""
+    if reason:
+        fresh.update(reason=reason, reason_confidence=confidence)
+        dispatcher.utter_message(response="utter_apologise_reason", reason=reason)
+    # An order number in the message wins; otherwise the only order that can take a request.
+    candidates = [o for o in orders_of_buyer(current_services(), buyer_id) if o.after_sale_possible]
+    named = next(tracker.get_latest_entity_values("order_no"), None)
+    fresh["order_no"] = named or (candidates[0].order_no if len(candidates) == 1 else None)
 
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        buyer_id = buyer_id_of(tracker)
-        reason, confidence = reason_from(tracker)
-        events: list = [SlotSet(slot, None) for slot in FORM_SLOTS if slot != "resolution"]
-        events.append(SlotSet("buyer_words", tracker.latest_message.get("text") or ""))
-        if reason:
-            events += [SlotSet("reason", reason), SlotSet("reason_confidence", confidence)]
-            dispatcher.utter_message(response="utter_apologise_reason", reason=reason)
-        # An order number in the message wins; otherwise the only order that can take a request.
-        candidates = [o for o in orders_of_buyer(self.services, buyer_id) if o.after_sale_possible]
-        named = next(tracker.get_latest_entity_values("order_no"), None)
-        chosen = named or (candidates[0].order_no if len(candidates) == 1 else None)
-        if chosen:
-            events.append(SlotSet("order_no", chosen))
-        return events
+    handed_over = len(tracker.slots_to_validate())
+    del tracker.events[len(tracker.events) - handed_over:]
+    tracker.slots.update(fresh)
+    tracker.events += [SlotSet(slot, fresh[slot]) for slot in ("order_no", "reason") if fresh[slot] is not None]
+    return [SlotSet(slot, value) for slot, value in fresh.items()]
 
 
 def ask_order_no(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
@@ -187,6 +190,27 @@ def rasa_will_reject(tracker: Tracker, events: list) -> bool:
     return [e.get("name") for e in turn if e.get("event") == "action"] == [tracker.active_loop.get("name")]
 
 
+def activated_now(tracker: Tracker) -> bool:
+    """Whether Rasa activates the form in this run: its ActiveLoop event is among the turn's events (Rasa puts
+    it there before validating the slots already filled, forms.py _activate_loop)."""
+    turn = itertools.takewhile(lambda e: e.get("event") != "user", reversed(tracker.events))
+    return any(e.get("event") == "active_loop" and e.get("name") == tracker.active_loop.get("name") for e in turn)
+
+
+def politely(step: Callable[[CollectingDispatcher, Tracker], list], dispatcher: CollectingDispatcher,
+             tracker: Tracker) -> list:
+    """A step of the validation that reads the services, failing as a ServiceAction does: a domain error
+    becomes its Chinese sentence, anything else an apology, and the buyer never sees a trace."""
+    try:
+        return step(dispatcher, tracker)
+    except DomainError as exc:
+        dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+    except Exception:
+        log.exception("%s failed", step.__name__)
+        dispatcher.utter_message(response="utter_error_backend")
+    return []
+
+
 class ValidateAfterSaleForm(FormValidationAction):
     """Fills and checks the form's slots against the buyer's real orders."""
 
@@ -197,7 +221,8 @@ class ValidateAfterSaleForm(FormValidationAction):
         async def validate() -> list:
             token = _quotes_this_run.set({})
             try:
-                events = await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
+                events = self.start(dispatcher, tracker) if activated_now(tracker) else []
+                events += await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
                     dispatcher, tracker, domain_or_local(domain))
                 return events + self.ask(dispatcher, tracker, events)
             finally:
@@ -206,19 +231,17 @@ class ValidateAfterSaleForm(FormValidationAction):
         return await off_the_loop(validate)
 
     @staticmethod
+    def start(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+        """The form is being activated: a new application begins."""
+        return politely(start_application, dispatcher, tracker)
+
+    @staticmethod
     def ask(dispatcher: CollectingDispatcher, tracker: Tracker, events: list) -> list:
         """Ask for the next slot when it is one of ASKS (on the tracker rasa_sdk has updated with `events`)."""
         ask = ASKS.get(requested_slot_of(events) or "")
         if ask is None or rasa_will_reject(tracker, events):
             return []
-        try:
-            return ask(dispatcher, tracker)
-        except DomainError as exc:
-            dispatcher.utter_message(response="utter_error_generic", message=exc.message)
-        except Exception:
-            log.exception("asking for %s failed", requested_slot_of(events))
-            dispatcher.utter_message(response="utter_error_backend")
-        return []
+        return politely(ask, dispatcher, tracker)
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher, tracker: Tracker,
                              domain: DomainDict) -> list[str]:

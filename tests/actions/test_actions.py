@@ -5,9 +5,7 @@ import asyncio
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from actions.after_sale import (
-    ActionStartAfterSale, ActionSubmitAfterSale, ValidateAfterSaleForm, ask_confirmed,
-)
+from actions.after_sale import ActionSubmitAfterSale, ValidateAfterSaleForm, ask_confirmed
 from actions.conversation import (
     ActionCancelOrder, ActionEscalate, ActionExplainClosed, ActionHandoff, ActionScamReport,
     ActionTakeTrackingNumber,
@@ -22,18 +20,6 @@ from tests.actions.conftest import DOMAIN, responses, run, slot_events, tracker
 REVIEWER = Actor("staff:li", Role.REVIEWER)
 SLICE = {"order_no": "202611200000000301", "picks": "all", "reason": "quality", "buyer_words": "开线了",
          "evidence": "later"}
-
-
-def test_start_notes_reason_apologises_and_picks_the_only_order(services):
-    messages, events = run(ActionStartAfterSale(), tracker(3, text="衣服开线了我要退货", intent="reason_quality"))
-    assert responses(messages) == ["utter_apologise_reason"]
-    slots = slot_events(events)
-    assert slots["reason"] == "quality" and slots["order_no"] == "202611200000000301"
-
-
-def test_start_leaves_the_order_open_when_the_buyer_has_several(services):
-    _, events = run(ActionStartAfterSale(), tracker(1, text="质量太差", intent="reason_quality"))
-    assert slot_events(events).get("order_no") is None
 
 
 def asked(ask, t) -> tuple[list[dict], list[dict]]:

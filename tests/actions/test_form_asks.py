@@ -10,7 +10,7 @@ from typing import Any
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.after_sale import ValidateAfterSaleForm, rasa_will_reject
+from actions.after_sale import ValidateAfterSaleForm, activated_now, rasa_will_reject
 from tests.actions.conftest import DOMAIN, responses, slot_events
 
 FORM = "after_sale_form"
@@ -49,14 +49,58 @@ def test_photos_later_is_answered_with_the_quote_and_the_question_in_one_call(se
     assert slots["quoted_total_fen"] == 19900.0  # what the buyer is asked to confirm
 
 
+def starting(buyer: int, text: str, intent: str, earlier: dict[str, Any] | None = None,
+             entities: list[dict] | None = None) -> Tracker:
+    """The turn that activates the form: Rasa puts the form's ActiveLoop event in the turn, and hands over the
+    slots already filled (an earlier application's, say) as candidates (forms.py _activate_loop, activate)."""
+    before = [*listened(text), {"event": "active_loop", "name": FORM}]
+    t = form_tracker(buyer, {}, before, earlier or {}, None, text, intent)
+    t.latest_message["entities"] = entities or []
+    return t
+
+
+def test_the_start_notes_the_reason_apologises_and_picks_the_only_order(services):
+    messages, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    assert responses(messages) == ["utter_apologise_reason"]  # the photos are asked by Rasa (utter_ask_evidence)
+    slots = slot_events(events)
+    assert slots["reason"] == "quality" and slots["order_no"] == ORDER and slots["buyer_words"] == "衣服开线了我要退货"
+    assert slots["picks"] == "all"  # checked like any answer: the order has one line
+    assert slots["requested_slot"] == "evidence"  # quality: photos, asked by Rasa with utter_ask_evidence
+
+
 def test_several_orders_are_offered_as_buttons_when_the_form_starts(services):
-    before = [*listened("质量太差"), {"event": "action", "name": "action_start_after_sale"}]
-    # At its start the form has Rasa validate the slots already filled (forms.py activate).
-    t = form_tracker(1, {}, before, {"reason": "quality"}, None, "质量太差", "reason_quality")
+    messages, events = validate(starting(1, "质量太差", "reason_quality"))
+    assert responses(messages) == ["utter_apologise_reason", "utter_choose_order"]
+    slots = slot_events(events)
+    assert slots["order_no"] is None and slots["requested_slot"] == "order_no"
+    assert all(b["payload"].startswith('/inform{"order_no":"') for b in messages[1]["buttons"])
+
+
+def test_an_order_number_in_the_message_wins(services):
+    t = starting(1, "202611200000000104 这单质量太差", "reason_quality",
+                 entities=[{"entity": "order_no", "value": "202611200000000104"}])
     messages, events = validate(t)
-    assert responses(messages) == ["utter_choose_order"]
-    assert slot_events(events)["requested_slot"] == "order_no"
-    assert all(b["payload"].startswith('/inform{"order_no":"') for b in messages[0]["buttons"])
+    slots = slot_events(events)
+    assert slots["order_no"] == "202611200000000104" and slots["requested_slot"] == "picks"
+    assert responses(messages) == ["utter_apologise_reason", "utter_choose_items"]
+
+
+def test_an_earlier_applications_answers_are_forgotten_not_checked_again(services):
+    """Buyer 3 gave up an application for another order; its answers are still in the slots."""
+    earlier = {"order_no": "202611200000000201", "picks": "7:1", "evidence": "later", "confirmed": True}
+    messages, events = validate(starting(3, "衣服开线了我要退货", "reason_quality", earlier))
+    slots = slot_events(events)
+    assert slots["order_no"] == ORDER and slots["picks"] == "all" and slots["requested_slot"] == "evidence"
+    assert "utter_error_generic" not in responses(messages)  # order 201 is not hers: it was not checked
+    assert all(slots[s] is None for s in ("evidence", "confirmed", "refund_account", "earlier_reasons"))
+
+
+def test_an_unknown_buyer_gets_a_chinese_sentence_when_the_form_starts(services):
+    t = starting(3, "衣服开线了我要退货", "reason_quality")
+    t.sender_id = "someone"
+    dispatcher = CollectingDispatcher()
+    assert ValidateAfterSaleForm.start(dispatcher, t) == []
+    assert responses(dispatcher.messages) == ["utter_error_generic"] and "身份" in dispatcher.messages[0]["message"]
 
 
 def test_an_order_with_several_lines_asks_which_items(services):
@@ -77,11 +121,10 @@ def test_an_answer_that_fills_nothing_is_left_to_rasa_to_reject(services):
     assert messages == [] and slot_events(events) == {"requested_slot": "confirmed"}
 
 
-def test_whether_rasa_rejects_depends_on_the_turn_only():
+def test_whether_rasa_rejects_or_activates_depends_on_the_turn_only():
     """The same turn after a whole earlier conversation (an action that reads the history is sent all of it)."""
     earlier = [*listened("你好"), {"event": "action", "name": "utter_greet"}, {"event": "bot", "text": "您好"},
-               *listened("质量太差"), {"event": "action", "name": "action_start_after_sale"},
-               {"event": "action", "name": FORM}]
+               *listened("质量太差"), {"event": "active_loop", "name": FORM}, {"event": "action", "name": FORM}]
     requested = [{"event": "slot", "name": "requested_slot", "value": "confirmed"}]
     answered = form_tracker(3, QUALITY, [*earlier, *listened("运费谁出")], {}, "confirmed")
     assert rasa_will_reject(answered, requested)
@@ -89,8 +132,10 @@ def test_whether_rasa_rejects_depends_on_the_turn_only():
     back = form_tracker(3, QUALITY, [*earlier, *listened("运费谁出"),
                                      {"event": "action", "name": "action_answer_shipping_fee"}], {}, "confirmed")
     assert not rasa_will_reject(back, requested)
-    starting = form_tracker(3, {}, [*earlier, *listened("质量太差")], {}, None)
-    assert not rasa_will_reject(starting, [{"event": "slot", "name": "requested_slot", "value": "order_no"}])
+    assert not activated_now(answered) and not activated_now(back)  # the form started turns ago
+    opening = starting(3, "质量太差", "reason_quality")
+    assert activated_now(opening)
+    assert not rasa_will_reject(opening, [{"event": "slot", "name": "requested_slot", "value": "order_no"}])
 
 
 def test_back_in_the_form_after_another_answer_the_question_is_asked_again(services):

@@ -114,7 +114,7 @@ def conversation_so_far(replica, domain, sender: str, begin_session: bool) -> Di
         time.sleep(0.001)  # the session start is newer than the action that began it, as in Rasa
         tracker.update(SessionStarted(), domain)
     for event in [ActionExecuted("action_listen"), UserUttered("我要退货", {"name": "request_return"}),
-                  ActionExecuted("action_start_after_sale"), SlotSet("order_no", "202611200000000104")]:
+                  ActionExecuted("action_answer_shipping_fee"), SlotSet("order_no", "202611200000000104")]:
         tracker.update(event, domain)
     run(replica.save(tracker))
     return tracker
@@ -171,7 +171,7 @@ def test_handed_out_trackers_do_not_share_state(training, tmp_path):
     second = run(replica.retrieve("buyer-4"))
     assert second.get_slot("order_no") == "202611200000000104"
     assert len(second.events) == len(first.events) - 2
-    assert second.latest_action_name == "action_start_after_sale"
+    assert second.latest_action_name == "action_answer_shipping_fee"
 
 
 def test_a_replica_keeps_at_most_its_limit_of_conversations(training, tmp_path, monkeypatch):

@@ -21,3 +21,17 @@ def test_the_quote_is_asked_once_and_again_after_a_question_in_between(prod_stac
 
     done = buyer.says("确认")
     assert "已为您提交退货退款申请" in done and "确认提交申请吗" not in done
+
+
+def test_an_application_given_up_and_begun_again_starts_afresh(prod_stack):
+    """The first application's answers (photos later) stay in the slots after giving up; the second one must
+    ask for the photos again instead of jumping to the quote."""
+    buyer = Buyer(prod_stack, new_buyers(prod_stack)[0])
+    assert "照片" in buyer.says(QUALITY)
+    assert "合计退款 ¥199.00" in buyer.says("/deny")  # photos later -> the quote
+    assert "取消" in buyer.says("/stop")
+
+    again = buyer.says(QUALITY)
+    assert "抱歉" in again and "照片" in again and "合计退款" not in again
+    assert "合计退款 ¥199.00" in buyer.says("/deny")
+    assert "已为您提交退货退款申请" in buyer.says("确认")
