@@ -190,6 +190,53 @@ def rasa_will_reject(tracker: Tracker, events: list) -> bool:
     return [e.get("name") for e in turn if e.get("event") == "action"] == [tracker.active_loop.get("name")]
 
 
+def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+    """The form is filled: create the request and say what happens next, by when (or say why not)."""
+    reset = [SlotSet(slot, None) for slot in FORM_SLOTS]
+    if tracker.get_slot("confirmed") is not True:
+        # Either nothing applies (the form stopped before asking) or the buyer declined.
+        quote = _quote(tracker)
+        if not quote.decision.accepted:
+            dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
+        else:
+            dispatcher.utter_message(response="utter_cancelled_application")
+        return reset
+    shown = tracker.get_slot("quoted_total_fen")
+    try:
+        view, quote = after_sales.submit_with_quote(
+            current_services(), buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
+            reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
+            resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
+            confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
+            # What the buyer saw and confirmed (nothing to check against when no amount was shown).
+            expected_total_fen=int(shown) if shown is not None else None,
+            earlier_reasons=tracker.get_slot("earlier_reasons"),
+            evidence_ids=evidence_ids(tracker.get_slot("evidence")),
+        )
+    except AmountMismatch as exc:
+        dispatcher.utter_message(response="utter_amount_changed", shown=yuan(int(shown or 0)),
+                                 now=yuan(int(exc.details["expected"])))  # type: ignore[call-overload]
+        return reset
+    except NotEligible as exc:
+        if "rule" not in exc.details:  # the order itself (cancelled, too old): the generic answer
+            raise
+        # The shop's rules no longer accept it (they changed after the buyer confirmed).
+        dispatcher.utter_message(response="utter_not_accepted", explanation=exc.message)
+        return reset
+    hours = int(quote.review_window.total_seconds() // 3600)
+    dispatcher.utter_message(
+        response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,
+        review_window=f"{hours}小时" if hours <= 72 or hours % 24 else f"{hours // 24}天",
+        deadline=format_local(view.deadline_at) if view.deadline_at else "",
+    )
+    if quote.decision.phone_call and quote.kind == Kind.RETURN_REFUND:
+        dispatcher.utter_message(response="utter_submitted_phone_call")
+    if evidence_needed(quote, tracker) and not evidence_ids(tracker.get_slot("evidence")):
+        dispatcher.utter_message(response="utter_submitted_evidence")
+    dispatcher.utter_message(response="utter_anti_scam")
+    return [*reset, SlotSet("request_id", float(view.id))]
+
+
 def activated_now(tracker: Tracker) -> bool:
     """Whether Rasa activates the form in this run: its ActiveLoop event is among the turn's events (Rasa puts
     it there before validating the slots already filled, forms.py _activate_loop)."""
@@ -198,9 +245,10 @@ def activated_now(tracker: Tracker) -> bool:
 
 
 def politely(step: Callable[[CollectingDispatcher, Tracker], list], dispatcher: CollectingDispatcher,
-             tracker: Tracker) -> list:
-    """A step of the validation that reads the services, failing as a ServiceAction does: a domain error
-    becomes its Chinese sentence, anything else an apology, and the buyer never sees a trace."""
+             tracker: Tracker, failed: list | None = None) -> list:
+    """A step of the validation that calls the services, failing as a ServiceAction does: a domain error
+    becomes its Chinese sentence, anything else an apology, and the buyer never sees a trace. `failed` are
+    the events after a failure."""
     try:
         return step(dispatcher, tracker)
     except DomainError as exc:
@@ -208,7 +256,13 @@ def politely(step: Callable[[CollectingDispatcher, Tracker], list], dispatcher: 
     except Exception:
         log.exception("%s failed", step.__name__)
         dispatcher.utter_message(response="utter_error_backend")
-    return []
+    return failed or []
+
+
+def form_done(events: list) -> bool:
+    """Whether the validation's events end the form: rasa_sdk sets requested_slot to None when no slot is left."""
+    return any(e.get("event") == "slot" and e.get("name") == "requested_slot" for e in events) \
+        and requested_slot_of(events) is None
 
 
 class ValidateAfterSaleForm(FormValidationAction):
@@ -224,7 +278,10 @@ class ValidateAfterSaleForm(FormValidationAction):
                 events = self.start(dispatcher, tracker) if activated_now(tracker) else []
                 events += await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
                     dispatcher, tracker, domain_or_local(domain))
-                return events + self.ask(dispatcher, tracker, events)
+                events += self.ask(dispatcher, tracker, events)
+                if form_done(events):
+                    events += self.submit(dispatcher, tracker)
+                return events
             finally:
                 _quotes_this_run.reset(token)
 
@@ -234,6 +291,12 @@ class ValidateAfterSaleForm(FormValidationAction):
     def start(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
         """The form is being activated: a new application begins."""
         return politely(start_application, dispatcher, tracker)
+
+    @staticmethod
+    def submit(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+        """Every slot is filled (or nothing applies, or the buyer declined): the application ends here, in the
+        same action call; after a failure its answers are dropped and the buyer starts again."""
+        return politely(submit_application, dispatcher, tracker, failed=[SlotSet(slot, None) for slot in FORM_SLOTS])
 
     @staticmethod
     def ask(dispatcher: CollectingDispatcher, tracker: Tracker, events: list) -> list:
@@ -374,61 +437,6 @@ class ValidateAfterSaleForm(FormValidationAction):
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
             return self.invalid(dispatcher, tracker, "refund_account")
         return {"refund_account": f"{route}:{ident}", "invalid_attempts": 0.0}
-
-
-class ActionSubmitAfterSale(ServiceAction):
-    """Create the request from the filled form and say what happens next, by when."""
-
-    def name(self) -> str:
-        return "action_submit_after_sale"
-
-    def on_error(self, exc: DomainError | None) -> list:
-        return [SlotSet(slot, None) for slot in FORM_SLOTS]
-
-    async def act(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list:
-        reset = [SlotSet(slot, None) for slot in FORM_SLOTS]
-        if tracker.get_slot("confirmed") is not True:
-            # Either nothing applies (the form stopped before asking) or the buyer declined.
-            quote = _quote(tracker)
-            if not quote.decision.accepted:
-                dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
-            else:
-                dispatcher.utter_message(response="utter_cancelled_application")
-            return reset
-        shown = tracker.get_slot("quoted_total_fen")
-        try:
-            view, quote = after_sales.submit_with_quote(
-                self.services, buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
-                reason=tracker.get_slot("reason"), picks=parse_picks(tracker.get_slot("picks")),
-                resolution=tracker.get_slot("resolution"), words=tracker.get_slot("buyer_words") or "",
-                confidence=tracker.get_slot("reason_confidence"), account=tracker.get_slot("refund_account"),
-                # What the buyer saw and confirmed (nothing to check against when no amount was shown).
-                expected_total_fen=int(shown) if shown is not None else None,
-                earlier_reasons=tracker.get_slot("earlier_reasons"),
-                evidence_ids=evidence_ids(tracker.get_slot("evidence")),
-            )
-        except AmountMismatch as exc:
-            dispatcher.utter_message(response="utter_amount_changed", shown=yuan(int(shown or 0)),
-                                     now=yuan(int(exc.details["expected"])))  # type: ignore[call-overload]
-            return reset
-        except NotEligible as exc:
-            if "rule" not in exc.details:  # the order itself (cancelled, too old): the generic answer
-                raise
-            # The shop's rules no longer accept it (they changed after the buyer confirmed).
-            dispatcher.utter_message(response="utter_not_accepted", explanation=exc.message)
-            return reset
-        hours = int(quote.review_window.total_seconds() // 3600)
-        dispatcher.utter_message(
-            response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,
-            review_window=f"{hours}小时" if hours <= 72 or hours % 24 else f"{hours // 24}天",
-            deadline=format_local(view.deadline_at) if view.deadline_at else "",
-        )
-        if quote.decision.phone_call and quote.kind == Kind.RETURN_REFUND:
-            dispatcher.utter_message(response="utter_submitted_phone_call")
-        if evidence_needed(quote, tracker) and not evidence_ids(tracker.get_slot("evidence")):
-            dispatcher.utter_message(response="utter_submitted_evidence")
-        dispatcher.utter_message(response="utter_anti_scam")
-        return [*reset, SlotSet("request_id", float(view.id))]
 
 
 class ActionAnswerShippingFee(ServiceAction):

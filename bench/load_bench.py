@@ -6,7 +6,9 @@ Runs, in one go on this machine (everything on 127.0.0.1):
      this script writes;
   2. the PLAIN FLOOR (unless --no-plain-floor): the same floor bot with BOT_RASA_SPEEDUPS=off, i.e. without
      our Rasa speed-ups, kept trackers or frozen start-up objects; a reference only, the targets use the floor;
-  3. the BOT: the production profile of the assistant (bot/ops/prod.py) with its real model, 2 action
+  3. the NLU FLOOR (unless --no-nlu-floor): the floor's one rule and no actions on the bot's own NLU
+     (config.yml's pipeline trained on data/nlu); a reference only, for what the bot costs beyond its NLU;
+  4. the BOT: the production profile of the assistant (bot/ops/prod.py) with its real model, 2 action
      servers, web and 2 workers, on fresh databases;
 and drives them with two shapes:
   - paused: N buyers (10, 50, 100) each pausing ~3 s between messages, start times spread out, for a fixed
@@ -22,7 +24,7 @@ an action server spend their time (py-spy, when installed), and the time in acti
 
 Prints the figures and writes bench/LOAD_RESULTS.md. Loops are bounded by count and time.
 
-    .venv/app/bin/python bench/load_bench.py                       # full run (about 20 minutes)
+    .venv/app/bin/python bench/load_bench.py                       # full run (about 25 minutes)
     .venv/app/bin/python bench/load_bench.py --levels 10 --duration 30 --sat 8 --sat-duration 20   # quick
 """
 

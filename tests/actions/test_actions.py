@@ -5,7 +5,7 @@ import asyncio
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
-from actions.after_sale import ActionSubmitAfterSale, ValidateAfterSaleForm, ask_confirmed
+from actions.after_sale import ValidateAfterSaleForm, ask_confirmed
 from actions.conversation import (
     ActionCancelOrder, ActionEscalate, ActionExplainClosed, ActionHandoff, ActionScamReport,
     ActionTakeTrackingNumber,
@@ -22,14 +22,17 @@ SLICE = {"order_no": "202611200000000301", "picks": "all", "reason": "quality", 
          "evidence": "later"}
 
 
-def asked(ask, t) -> tuple[list[dict], list[dict]]:
-    """(messages, events) of one of the form's questions that the validation asks."""
+def step(form_step, t) -> tuple[list[dict], list[dict]]:
+    """(messages, events) of one step the form's validation takes: a question, or the submission."""
     dispatcher = CollectingDispatcher()
-    return dispatcher.messages, ask(dispatcher, t)
+    return dispatcher.messages, form_step(dispatcher, t)
+
+
+SUBMIT = ValidateAfterSaleForm.submit
 
 
 def test_confirmation_shows_the_computed_refund_and_freight(services):
-    messages, events = asked(ask_confirmed, tracker(3, slots=SLICE))
+    messages, events = step(ask_confirmed, tracker(3, slots=SLICE))
     quote = next(m for m in messages if m["response"] == "utter_quote")
     assert quote["total"] == "¥199.00" and "商家承担" in quote["explanation"]
     assert responses(messages)[-1] == "utter_confirm_application"
@@ -37,7 +40,7 @@ def test_confirmation_shows_the_computed_refund_and_freight(services):
 
 
 def test_submit_sends_the_amount_the_buyer_confirmed(services):
-    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True,
+    messages, _ = step(SUBMIT, tracker(3, slots={**SLICE, "confirmed": True,
                                                                  "quoted_total_fen": 19900.0}))
     assert responses(messages)[0] == "utter_submitted"
     with services.sessions() as session:
@@ -48,11 +51,11 @@ def test_a_reason_the_shop_does_not_accept_is_explained_and_nothing_is_submitted
     """色差 more than 7 days after receipt: the form stops before asking to confirm, and submit explains."""
     clock.advance(days=30)
     slots = {**SLICE, "reason": "color_difference"}
-    messages, events = run(ActionSubmitAfterSale(), tracker(3, slots=slots))
+    messages, events = step(SUBMIT, tracker(3, slots=slots))
     assert responses(messages) == ["utter_not_accepted"] and messages[0]["explanation"]
     assert slot_events(events)["order_no"] is None
     # Confirmed while the rules still allowed it, refused by the time of submitting: explained as well.
-    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**slots, "confirmed": True}))
+    messages, _ = step(SUBMIT, tracker(3, slots={**slots, "confirmed": True}))
     assert responses(messages) == ["utter_not_accepted"] and messages[0]["explanation"]
     with services.sessions() as session:
         assert session.scalar(select(AfterSale)) is None
@@ -61,7 +64,7 @@ def test_a_reason_the_shop_does_not_accept_is_explained_and_nothing_is_submitted
 def test_an_amount_that_changed_after_the_buyer_saw_it_is_not_submitted(services):
     """The buyer confirmed ¥199.00; if the system's amount differs by the time of submitting, the buyer hears
     both amounts, nothing is created, and the application starts over."""
-    messages, events = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True,
+    messages, events = step(SUBMIT, tracker(3, slots={**SLICE, "confirmed": True,
                                                                       "quoted_total_fen": 25900.0}))
     assert responses(messages) == ["utter_amount_changed"]
     assert (messages[0]["shown"], messages[0]["now"]) == ("¥259.00", "¥199.00")
@@ -71,7 +74,7 @@ def test_an_amount_that_changed_after_the_buyer_saw_it_is_not_submitted(services
 
 
 def test_submit_creates_the_request_and_a_phone_task(services):
-    messages, events = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True}))
+    messages, events = step(SUBMIT, tracker(3, slots={**SLICE, "confirmed": True}))
     assert responses(messages)[0] == "utter_submitted"
     assert "utter_submitted_phone_call" in responses(messages) and "utter_anti_scam" in responses(messages)
     with services.sessions() as session:
@@ -82,7 +85,7 @@ def test_submit_creates_the_request_and_a_phone_task(services):
 
 
 def test_submit_declined_creates_nothing(services):
-    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": False}))
+    messages, _ = step(SUBMIT, tracker(3, slots={**SLICE, "confirmed": False}))
     assert responses(messages) == ["utter_cancelled_application"]
     with services.sessions() as session:
         assert session.scalar(select(AfterSale)) is None
@@ -193,7 +196,7 @@ def test_a_database_that_refuses_connections_gives_an_apology(services, monkeypa
         raise OperationalError("SELECT 1", {}, Exception("connection refused"))
 
     monkeypatch.setattr(services, "sessions", refuse)
-    messages, _ = run(ActionSubmitAfterSale(), tracker(3, slots={**SLICE, "confirmed": True}))
+    messages, _ = step(SUBMIT, tracker(3, slots={**SLICE, "confirmed": True}))
     assert responses(messages) == ["utter_error_backend"]
 
 
@@ -208,11 +211,11 @@ def test_every_response_an_action_sends_exists_in_the_domain():
 
 def test_size_offers_an_exchange_first_with_a_way_to_return(services):
     slots = {"order_no": "202611200000000301", "picks": "all", "reason": "size"}
-    messages, _ = asked(ask_confirmed, tracker(3, slots=slots))
+    messages, _ = step(ask_confirmed, tracker(3, slots=slots))
     ask = messages[-1]
     assert ask["response"] == "utter_confirm_exchange_first"
     assert [b["title"] for b in ask["buttons"]] == ["确认换货", "改为退货退款", "先不了"]
-    messages, _ = asked(ask_confirmed, tracker(3, slots={**slots, "resolution": "return_refund"}))
+    messages, _ = step(ask_confirmed, tracker(3, slots={**slots, "resolution": "return_refund"}))
     assert messages[-1]["response"] == "utter_confirm_application" and messages[-1]["kind_label"] == "退货退款"
 
 

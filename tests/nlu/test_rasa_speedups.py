@@ -429,7 +429,7 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
 
     rule = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "affirm"},
              "slots": {"order_no": [1.0]}}]
-    slot_lookup = {json.dumps(rule): "action_submit_after_sale"}
+    slot_lookup = {json.dumps(rule): "action_answer_shipping_fee"}
     for value in ((1.0,), (0.0,), (1.0,)):
         states = [{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "affirm"},
                    "slots": {"order_no": value}}]

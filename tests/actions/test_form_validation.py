@@ -1,4 +1,5 @@
-"""The form's questions about orders, items and the quote are asked by its validation, in the same action call.
+"""The form's validation starts the application, asks the questions about orders, items and the quote, and
+submits the application when the form is filled, each in the one action call Rasa makes for that turn.
 
 The trackers here have the shape Rasa 3.6 gives the validation (rasa/core/actions/forms.py _temporary_tracker):
 the conversation, then SlotSet(requested_slot), ActionExecuted(the form) and the slots just extracted.
@@ -9,8 +10,10 @@ from typing import Any
 
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
 
 from actions.after_sale import ValidateAfterSaleForm, activated_now, rasa_will_reject
+from bot.persistence.models import AfterSale
 from tests.actions.conftest import DOMAIN, responses, slot_events
 
 FORM = "after_sale_form"
@@ -159,8 +162,36 @@ def test_an_order_that_vanished_gets_a_chinese_sentence_instead_of_the_question(
 def test_the_domain_has_no_ask_of_its_own_for_the_slots_the_validation_asks():
     """Else Rasa would ask a second time (forms.py _name_of_utterance searches these names)."""
     names = {name for item in DOMAIN["actions"] for name in ([item] if isinstance(item, str) else item)}
-    assert "validate_after_sale_form" in names and "action_submit_after_sale" in names
+    assert "validate_after_sale_form" in names and "action_answer_shipping_fee" in names
     for slot in ("order_no", "picks", "confirmed"):
         for name in (f"action_ask_{FORM}_{slot}", f"utter_ask_{FORM}_{slot}", f"action_ask_{slot}",
                      f"utter_ask_{slot}"):
             assert name not in names and name not in DOMAIN["responses"], name
+
+
+def test_confirming_submits_in_the_same_call(services):
+    t = form_tracker(3, {**QUALITY, "evidence": "later", "quoted_total_fen": 19900.0}, listened("确认"),
+                     {"confirmed": True}, "confirmed", "确认", "affirm")
+    messages, events = validate(t)
+    assert responses(messages)[0] == "utter_submitted" and responses(messages)[-1] == "utter_anti_scam"
+    slots = slot_events(events)
+    assert slots["requested_slot"] is None  # the form ends; Rasa's rule then waits for the buyer
+    assert slots["request_id"] > 0 and slots["order_no"] is None and slots["confirmed"] is None
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AfterSale)) == 1
+
+
+def test_declining_ends_the_application_without_a_request(services):
+    t = form_tracker(3, {**QUALITY, "evidence": "later"}, listened("/deny"), {"confirmed": False}, "confirmed",
+                     "/deny", "deny")
+    messages, events = validate(t)
+    assert responses(messages) == ["utter_cancelled_application"]
+    assert slot_events(events)["requested_slot"] is None and slot_events(events)["order_no"] is None
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AfterSale)) == 0
+
+
+def test_a_question_asked_is_not_a_submission(services):
+    t = form_tracker(3, QUALITY, listened("/deny"), {"evidence": "later"}, "evidence", "/deny", "deny")
+    messages, _ = validate(t)
+    assert "utter_submitted" not in responses(messages) and "utter_cancelled_application" not in responses(messages)
