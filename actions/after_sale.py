@@ -279,7 +279,7 @@ class ValidateAfterSaleForm(FormValidationAction):
                 events += await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
                     dispatcher, tracker, domain_or_local(domain))
                 events += self.ask(dispatcher, tracker, events)
-                if form_done(events):
+                if form_done(events) and not rasa_will_reject(tracker, events):
                     events += self.submit(dispatcher, tracker)
                 return events
             finally:

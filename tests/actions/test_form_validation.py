@@ -195,3 +195,12 @@ def test_a_question_asked_is_not_a_submission(services):
     t = form_tracker(3, QUALITY, listened("/deny"), {"evidence": "later"}, "evidence", "/deny", "deny")
     messages, _ = validate(t)
     assert "utter_submitted" not in responses(messages) and "utter_cancelled_application" not in responses(messages)
+
+
+def test_nothing_is_submitted_from_a_turn_rasa_will_reject(services):
+    """All slots were filled before this turn (the shop's rules changed under the form, say) and the buyer's
+    message filled nothing: Rasa drops this run, so the validation must not end the application in it."""
+    t = form_tracker(3, {**QUALITY, "evidence": "later", "confirmed": False}, listened("运费谁出"), {}, "confirmed",
+                     "运费谁出", "ask_shipping_fee")
+    messages, events = validate(t)
+    assert messages == [] and slot_events(events) == {"requested_slot": None}
