@@ -59,8 +59,9 @@ _quotes_this_run: ContextVar[dict | None] = ContextVar("quotes_this_run", defaul
 
 
 def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
+    # No items chosen yet quotes every line, as "all" does: one quote for both (the form's start sees both).
     args = dict(buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
-                reason=reason or tracker.get_slot("reason") or "other", picks=tracker.get_slot("picks"),
+                reason=reason or tracker.get_slot("reason") or "other", picks=tracker.get_slot("picks") or "all",
                 resolution=tracker.get_slot("resolution"))
     memo = _quotes_this_run.get()
     key = tuple(args.values())

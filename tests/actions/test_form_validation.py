@@ -204,3 +204,15 @@ def test_nothing_is_submitted_from_a_turn_rasa_will_reject(services):
                      "运费谁出", "ask_shipping_fee")
     messages, events = validate(t)
     assert messages == [] and slot_events(events) == {"requested_slot": None}
+
+
+def test_the_start_works_the_quote_out_once(services, monkeypatch):
+    """rasa_sdk asks for the required slots before and after checking the order, which sets the items to "all"
+    (one line): no items chosen and all of them are the same quote, read from the database once."""
+    from bot.services import after_sales
+
+    quotes = []
+    real = after_sales.quote
+    monkeypatch.setattr(after_sales, "quote", lambda *a, **k: quotes.append(k) or real(*a, **k))
+    _, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    assert slot_events(events)["picks"] == "all" and len(quotes) == 1
