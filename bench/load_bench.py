@@ -62,6 +62,7 @@ from bot.ops.prod import (  # noqa: E402
 
 PG_SERVER = os.environ.get("BOT_BENCH_PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 REPORT = ROOT / "bench" / "LOAD_RESULTS.md"
+STACK_SPACING = 3500  # between the stacks' port layouts, each 3,095 ports wide (5005 … 8100)
 
 # The whole refund conversation of a buyer with one delivered 针织开衫, and what each answer must contain.
 CONVERSATION: list[tuple[str, str]] = [
@@ -722,7 +723,10 @@ def main() -> int:
     parser.add_argument("--sat-duration", type=float, default=45.0)
     parser.add_argument("--max-conversations", type=int, default=2000, help="per run (bounds every loop)")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
-    parser.add_argument("--offset", type=int, default=30000, help="ports: bot LB 35005…, floor LB 45005…")
+    # Below Linux's ephemeral ports (32768 and up), where a client connection could hold a replica's port, and
+    # below the production-profile tests' (25005 and up).
+    parser.add_argument("--offset", type=int, default=6000,
+                        help="ports: bot LB 11005…, floor 14505…, plain floor 18005…, NLU floor 21505…")
     parser.add_argument("--no-report", action="store_true", help="print only, do not write LOAD_RESULTS.md")
     parser.add_argument("--bot-only", action="store_true",
                         help="measure the bot alone (while working on it): prints, never writes the report")
@@ -748,7 +752,8 @@ def main() -> int:
             t = time.monotonic()
             floor_model = train_floor(work / "floor")
             print(f"floor bot trained in {time.monotonic() - t:.0f}s", flush=True)
-            floor_cfg = ProdConfig(var_dir=work / "floor-var", ports=ProdPorts().shifted(args.offset + 10000),
+            floor_cfg = ProdConfig(var_dir=work / "floor-var",
+                                   ports=ProdPorts().shifted(args.offset + STACK_SPACING),
                                    pg_server=PG_SERVER, app_db=f"bench_{tag}_floor_app",
                                    tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
                                    model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
@@ -757,7 +762,8 @@ def main() -> int:
                                      profile_dir=profile_dir))
             if args.plain_floor:
                 # The same floor bot without our speed-ups: for reference only (the targets use the floor above).
-                plain_cfg = ProdConfig(var_dir=work / "plain-var", ports=ProdPorts().shifted(args.offset + 20000),
+                plain_cfg = ProdConfig(var_dir=work / "plain-var",
+                                       ports=ProdPorts().shifted(args.offset + 2 * STACK_SPACING),
                                        pg_server=PG_SERVER, app_db=f"bench_{tag}_plain_app",
                                        tracker_db=f"bench_{tag}_plain_tracker", lock_prefix=f"benchplain{tag}",
                                        model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
@@ -770,7 +776,8 @@ def main() -> int:
                 t = time.monotonic()
                 nlu_model = train_nlu_floor(work / "nlu-floor")
                 print(f"NLU floor trained in {time.monotonic() - t:.0f}s", flush=True)
-                nlu_cfg = ProdConfig(var_dir=work / "nlu-var", ports=ProdPorts().shifted(args.offset + 25000),
+                nlu_cfg = ProdConfig(var_dir=work / "nlu-var",
+                                     ports=ProdPorts().shifted(args.offset + 3 * STACK_SPACING),
                                      pg_server=PG_SERVER, app_db=f"bench_{tag}_nlu_app",
                                      tracker_db=f"bench_{tag}_nlu_tracker", lock_prefix=f"benchnlu{tag}",
                                      model=nlu_model, with_actions=False, with_app=False, nginx_access_log=False,
