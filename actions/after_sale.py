@@ -2,7 +2,7 @@
 
 import itertools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -171,24 +171,30 @@ ASKS: dict[str, Callable[[CollectingDispatcher, Tracker], list]] = {
     "order_no": ask_order_no, "picks": ask_picks, "confirmed": ask_confirmed}
 
 
-def requested_slot_of(events: list) -> str | None:
-    """The slot the validation's events tell the form to ask for next (rasa_sdk appends it last)."""
+def requested_slot_of(events: list, unset: str | None = None) -> str | None:
+    """The slot the validation's events tell the form to ask for next (rasa_sdk appends it last); `unset` when
+    they say nothing about it."""
     return next((e["value"] for e in reversed(events)
-                 if e.get("event") == "slot" and e.get("name") == "requested_slot"), None)
+                 if e.get("event") == "slot" and e.get("name") == "requested_slot"), unset)
+
+
+def turn_events(tracker: Tracker) -> Iterator[dict]:
+    """The turn's events, newest first: those after the buyer's latest message, which every action call carries
+    (bot/ops/action_history.py). Rasa puts its own ActionExecuted(form) and the slot candidates last."""
+    return itertools.takewhile(lambda e: e.get("event") != "user", reversed(tracker.events))
 
 
 def rasa_will_reject(tracker: Tracker, events: list) -> bool:
     """Whether Rasa will reject this run of the form, dropping whatever the validation said: the buyer answered
     the question (no other action ran since the buyer's message) and the answer filled no slot. Another rule then
     answers (who pays the freight, …) and the form asks again when it comes back. This is Rasa 3.6's test in
-    FormAction.validate. Rasa puts its own ActionExecuted(form) after the conversation's events; only the turn's
-    events are read, and they are the ones the action call carries (bot/ops/action_history.py)."""
+    FormAction.validate."""
     if not tracker.get_slot("requested_slot"):
         return False
     if any(e.get("event") == "slot" and e.get("name") != "requested_slot" for e in events):
         return False
-    turn = list(itertools.takewhile(lambda e: e.get("event") != "user", reversed(tracker.events)))
-    return [e.get("name") for e in turn if e.get("event") == "action"] == [tracker.active_loop.get("name")]
+    return [e.get("name") for e in turn_events(tracker) if e.get("event") == "action"] == [
+        tracker.active_loop.get("name")]
 
 
 def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
@@ -241,8 +247,8 @@ def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> li
 def activated_now(tracker: Tracker) -> bool:
     """Whether Rasa activates the form in this run: its ActiveLoop event is among the turn's events (Rasa puts
     it there before validating the slots already filled, forms.py _activate_loop)."""
-    turn = itertools.takewhile(lambda e: e.get("event") != "user", reversed(tracker.events))
-    return any(e.get("event") == "active_loop" and e.get("name") == tracker.active_loop.get("name") for e in turn)
+    return any(e.get("event") == "active_loop" and e.get("name") == tracker.active_loop.get("name")
+               for e in turn_events(tracker))
 
 
 def politely(step: Callable[[CollectingDispatcher, Tracker], list], dispatcher: CollectingDispatcher,
@@ -262,8 +268,7 @@ def politely(step: Callable[[CollectingDispatcher, Tracker], list], dispatcher: 
 
 def form_done(events: list) -> bool:
     """Whether the validation's events end the form: rasa_sdk sets requested_slot to None when no slot is left."""
-    return any(e.get("event") == "slot" and e.get("name") == "requested_slot" for e in events) \
-        and requested_slot_of(events) is None
+    return requested_slot_of(events, unset="") is None
 
 
 class ValidateAfterSaleForm(FormValidationAction):

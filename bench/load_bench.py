@@ -747,43 +747,33 @@ def main() -> int:
         profile_dir = ROOT / "var" / "load-bench-profile"
         profile_dir.mkdir(parents=True, exist_ok=True)
         stacks: list[StackBench] = []
+
+        def floor_stack(name: str, key: str, place: int, model: Path, env: dict[str, str]) -> StackBench:
+            """A floor-like stack (one rule, no actions, no app) on its own ports, databases and lock keys."""
+            ports = ProdPorts().shifted(args.offset + place * STACK_SPACING)
+            cfg = ProdConfig(var_dir=work / f"{key}-var", ports=ports,
+                             pg_server=PG_SERVER, app_db=f"bench_{tag}_{key}_app",
+                             tracker_db=f"bench_{tag}_{key}_tracker", lock_prefix=f"bench{key}{tag}", model=model,
+                             with_actions=False, with_app=False, nginx_access_log=False, extra_env=env)
+            return StackBench(name, cfg, floor=True, args=args, ids_needed=ids_needed, profile_dir=profile_dir)
+
         if not args.bot_only:
             print("training the floor bot …", flush=True)
             t = time.monotonic()
             floor_model = train_floor(work / "floor")
             print(f"floor bot trained in {time.monotonic() - t:.0f}s", flush=True)
-            floor_cfg = ProdConfig(var_dir=work / "floor-var",
-                                   ports=ProdPorts().shifted(args.offset + STACK_SPACING),
-                                   pg_server=PG_SERVER, app_db=f"bench_{tag}_floor_app",
-                                   tracker_db=f"bench_{tag}_floor_tracker", lock_prefix=f"benchfloor{tag}",
-                                   model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
-                                   extra_env=extra_env)
-            stacks.append(StackBench("floor", floor_cfg, floor=True, args=args, ids_needed=ids_needed,
-                                     profile_dir=profile_dir))
+            stacks.append(floor_stack("floor", "floor", 1, floor_model, extra_env))
             if args.plain_floor:
                 # The same floor bot without our speed-ups: for reference only (the targets use the floor above).
-                plain_cfg = ProdConfig(var_dir=work / "plain-var",
-                                       ports=ProdPorts().shifted(args.offset + 2 * STACK_SPACING),
-                                       pg_server=PG_SERVER, app_db=f"bench_{tag}_plain_app",
-                                       tracker_db=f"bench_{tag}_plain_tracker", lock_prefix=f"benchplain{tag}",
-                                       model=floor_model, with_actions=False, with_app=False, nginx_access_log=False,
-                                       extra_env={**extra_env, "BOT_RASA_SPEEDUPS": "off"})
-                stacks.append(StackBench("plain floor", plain_cfg, floor=True, args=args, ids_needed=ids_needed,
-                                         profile_dir=profile_dir))
+                stacks.append(floor_stack("plain floor", "plain", 2, floor_model,
+                                          {**extra_env, "BOT_RASA_SPEEDUPS": "off"}))
             if args.nlu_floor:
                 # The floor's dialogue on the bot's NLU: for reference only (the targets use the floor above).
                 print("training the NLU floor …", flush=True)
                 t = time.monotonic()
                 nlu_model = train_nlu_floor(work / "nlu-floor")
                 print(f"NLU floor trained in {time.monotonic() - t:.0f}s", flush=True)
-                nlu_cfg = ProdConfig(var_dir=work / "nlu-var",
-                                     ports=ProdPorts().shifted(args.offset + 3 * STACK_SPACING),
-                                     pg_server=PG_SERVER, app_db=f"bench_{tag}_nlu_app",
-                                     tracker_db=f"bench_{tag}_nlu_tracker", lock_prefix=f"benchnlu{tag}",
-                                     model=nlu_model, with_actions=False, with_app=False, nginx_access_log=False,
-                                     extra_env=extra_env)
-                stacks.append(StackBench("NLU floor", nlu_cfg, floor=True, args=args, ids_needed=ids_needed,
-                                         profile_dir=profile_dir))
+                stacks.append(floor_stack("NLU floor", "nlu", 3, nlu_model, extra_env))
         bot_cfg = ProdConfig(var_dir=work / "bot-var", ports=ProdPorts().shifted(args.offset), pg_server=PG_SERVER,
                              app_db=f"bench_{tag}_app", tracker_db=f"bench_{tag}_tracker", lock_prefix=f"bench{tag}",
                              extra_env=extra_env)

@@ -14,7 +14,6 @@ ACTIONS_READING_HISTORY = frozenset({
 
 # Helpers that read only the turn's events (from the buyer's latest message on), which every action call carries.
 FUNCTIONS_READING_THE_TURN = frozenset({
-    "rasa_will_reject",  # whether Rasa will reject the form's run: which actions ran this turn (actions/after_sale.py)
-    "activated_now",  # whether the form's ActiveLoop event is in the turn (actions/after_sale.py)
+    "turn_events",  # the events after the buyer's latest message (actions/after_sale.py)
     "start_application",  # replaces the slot candidates Rasa put at the end of the turn (actions/after_sale.py)
 })
