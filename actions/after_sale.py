@@ -4,7 +4,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
@@ -21,9 +21,10 @@ from bot.domain.policy import who_pays_text
 from bot.domain.workflow import Kind
 from bot.nlu.topics import reason_of_intent
 from bot.services import after_sales
-from bot.services.orders import order_of_buyer, orders_of_buyer
+from bot.services.orders import OrderView, order_of_buyer, orders_of_buyer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FORM_SLOTS = ("order_no", "picks", "reason", "reason_confidence", "buyer_words", "earlier_reasons",
               "resolution", "evidence", "refund_account", "confirmed", "invalid_attempts", "quoted_total_fen",
@@ -53,9 +54,25 @@ def reason_from(tracker: Tracker) -> tuple[str | None, float | None]:
     return reason_of_intent(intent.get("name") or ""), intent.get("confidence")
 
 
-# Quotes worked out during one run of the form's validation, by what they depend on: rasa_sdk asks for the
-# required slots twice per run, and each quote reads the order and its other requests.
-_quotes_this_run: ContextVar[dict | None] = ContextVar("quotes_this_run", default=None)
+# What one run of the form's validation read, by what it depends on: rasa_sdk asks for the required slots twice
+# per run, each quote reads the order and its other requests, and the start, the checks and the questions read
+# the buyer's orders. A domain error is kept as well, and raised again.
+_read_this_run: ContextVar[dict | None] = ContextVar("read_this_run", default=None)
+
+
+def _once_per_run(key: tuple, read: Callable[[], T]) -> T:
+    memo = _read_this_run.get()
+    if memo is None:
+        return read()
+    if key not in memo:
+        try:
+            memo[key] = read()
+        except DomainError as exc:
+            memo[key] = exc
+    found = memo[key]
+    if isinstance(found, DomainError):
+        raise found
+    return found
 
 
 def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
@@ -63,22 +80,25 @@ def _quote(tracker: Tracker, reason: str | None = None) -> after_sales.Quote:
     args = dict(buyer_id=buyer_id_of(tracker), order_no=tracker.get_slot("order_no"),
                 reason=reason or tracker.get_slot("reason") or "other", picks=tracker.get_slot("picks") or "all",
                 resolution=tracker.get_slot("resolution"))
-    memo = _quotes_this_run.get()
-    key = tuple(args.values())
-    if memo is not None and key in memo:
-        found = memo[key]
-        if isinstance(found, DomainError):
-            raise found
-        return found
-    try:
-        quote = after_sales.quote(current_services(), **{**args, "picks": parse_picks(args["picks"])})
-    except DomainError as exc:
-        if memo is not None:
-            memo[key] = exc
-        raise
-    if memo is not None:
-        memo[key] = quote
-    return quote
+    return _once_per_run(("quote", *args.values()), lambda: after_sales.quote(
+        current_services(), **{**args, "picks": parse_picks(args["picks"])}))
+
+
+def buyer_orders(tracker: Tracker) -> list[OrderView]:
+    buyer_id = buyer_id_of(tracker)
+    return _once_per_run(("orders", buyer_id), lambda: orders_of_buyer(current_services(), buyer_id))
+
+
+def buyer_order(tracker: Tracker, order_no: str) -> OrderView:
+    """One of the buyer's orders; from the buyer's orders when this run read them already."""
+    buyer_id = buyer_id_of(tracker)
+    memo = _read_this_run.get() or {}
+    known = memo.get(("orders", buyer_id))
+    if isinstance(known, list):
+        found = next((o for o in known if o.order_no == order_no), None)
+        if found is not None:
+            return found
+    return _once_per_run(("order", buyer_id, order_no), lambda: order_of_buyer(current_services(), buyer_id, order_no))
 
 
 def start_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
@@ -96,7 +116,7 @@ def start_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> lis
         fresh.update(reason=reason, reason_confidence=confidence)
         dispatcher.utter_message(response="utter_apologise_reason", reason=reason)
     # An order number in the message wins; otherwise the only order that can take a request.
-    candidates = [o for o in orders_of_buyer(current_services(), buyer_id) if o.after_sale_possible]
+    candidates = [o for o in buyer_orders(tracker) if o.after_sale_possible]
     named = next(tracker.get_latest_entity_values("order_no"), None)
     fresh["order_no"] = named or (candidates[0].order_no if len(candidates) == 1 else None)
 
@@ -109,7 +129,7 @@ def start_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> lis
 
 def ask_order_no(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     """Which order: a button for each that can still take a request."""
-    orders = [o for o in orders_of_buyer(current_services(), buyer_id_of(tracker)) if o.after_sale_possible]
+    orders = [o for o in buyer_orders(tracker) if o.after_sale_possible]
     if not orders:
         dispatcher.utter_message(response="utter_no_eligible_order")
         return []
@@ -121,7 +141,7 @@ def ask_order_no(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
 
 def ask_picks(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     """Which items of the order: a button for each line, and one for all of them."""
-    order = order_of_buyer(current_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+    order = buyer_order(tracker, tracker.get_slot("order_no"))
     buttons = [{"title": f"{line.name}（{line.spec}）×{line.quantity}",
                 "payload": f'/inform{{"picks":"{line.id}:{line.quantity}"}}'} for line in order.lines]
     buttons.append({"title": "全部商品", "payload": '/inform{"picks":"all"}'})
@@ -279,7 +299,7 @@ class ValidateAfterSaleForm(FormValidationAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
         async def validate() -> list:
-            token = _quotes_this_run.set({})
+            token = _read_this_run.set({})
             try:
                 events = self.start(dispatcher, tracker) if activated_now(tracker) else []
                 events += await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
@@ -289,7 +309,7 @@ class ValidateAfterSaleForm(FormValidationAction):
                     events += self.submit(dispatcher, tracker)
                 return events
             finally:
-                _quotes_this_run.reset(token)
+                _read_this_run.reset(token)
 
         return await off_the_loop(validate)
 
@@ -356,7 +376,7 @@ class ValidateAfterSaleForm(FormValidationAction):
             return {}
         current = tracker.get_slot("picks")
         try:
-            order = order_of_buyer(current_services(), buyer_id_of(tracker), order_no)
+            order = buyer_order(tracker, order_no)
             picks = parse_picks(current)
         except (DomainError, ValueError):
             return {}
@@ -384,7 +404,7 @@ class ValidateAfterSaleForm(FormValidationAction):
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict:
         try:
-            order = order_of_buyer(current_services(), buyer_id_of(tracker), str(value))
+            order = buyer_order(tracker, str(value))
         except DomainError as exc:
             dispatcher.utter_message(response="utter_error_generic", message=exc.message)
             return {**self.invalid(dispatcher, tracker, "order_no"), "order_no": None}
@@ -415,7 +435,7 @@ class ValidateAfterSaleForm(FormValidationAction):
                              domain: DomainDict) -> dict:
         try:
             picks = parse_picks(str(value))
-            order = order_of_buyer(current_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+            order = buyer_order(tracker, tracker.get_slot("order_no"))
         except (ValueError, DomainError):
             return self.invalid(dispatcher, tracker, "picks")
         lines = {line.id: line for line in order.lines}

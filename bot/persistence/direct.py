@@ -84,6 +84,9 @@ class DirectResult:
     def all(self) -> list[dict[str, Any]]:
         return self._rows
 
+    def mappings(self) -> "DirectResult":
+        return self  # the rows are dicts already, as Core's mappings() are dict-like
+
     def scalar(self) -> Any:
         return next(iter(self._rows[0].values())) if self._rows else None
 
@@ -157,19 +160,26 @@ def direct_transaction(engine: Engine, *, read_only: bool = False, _ping: bool =
         raw = engine.raw_connection()
     finally:
         skip_checkout_ping.reset(token)
+    # PostgreSQL reads without a transaction: no BEGIN and no ROLLBACK, two of a read's three round trips.
+    autocommit = read_only and engine.dialect.name == "postgresql"
     try:
         cursor = raw.cursor()
         if engine.dialect.name == "sqlite":
             cursor.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        elif autocommit:
+            raw.dbapi_connection.autocommit = True
         yield DirectConnection(cursor, engine.dialect)
         raw.commit()  # a failure here is not retried by in_transaction: the transaction may have committed
     except BaseException as exc:
         if _is_disconnect(engine, exc, raw.dbapi_connection):
             raw.invalidate()  # never back into the pool
+            autocommit = False
         else:
             raw.rollback()
         raise
     finally:
+        if autocommit:
+            raw.dbapi_connection.autocommit = False  # the pool's connections are transactional
         raw.close()
 
 
@@ -182,6 +192,20 @@ def in_transaction(engine: Engine, work: Callable[[DirectConnection], T]) -> T:
     for ping in (False, True):
         try:
             with direct_transaction(engine, _ping=ping) as connection:
+                return work(connection)
+        except DBAPIError as exc:
+            if ping or not exc.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def in_read(engine: Engine, work: Callable[[DirectConnection], T]) -> T:
+    """`work`'s reads: on PostgreSQL each statement sees what is committed when it runs (no transaction), on
+    SQLite one snapshot that never waits for a writer. For what is shown or checked again before anything is
+    written (a quote, the buyer's orders). A dropped connection is handled as in in_transaction."""
+    for ping in (False, True):
+        try:
+            with direct_transaction(engine, read_only=True, _ping=ping) as connection:
                 return work(connection)
         except DBAPIError as exc:
             if ping or not exc.connection_invalidated:

@@ -15,7 +15,7 @@ from bot.domain.policy import SELLER, Decision, Policy, kind_for
 from bot.domain.workflow import FINAL, MOVES, OPEN, Kind, Move, Role, Status, find_move, kind_allows, route_allows
 from bot.nlu.topics import REASON_CODES
 from bot.persistence.bulk import insert_many, update_and_insert, update_many
-from bot.persistence.direct import DirectConnection, in_transaction, keep_prepared
+from bot.persistence.direct import DirectConnection, in_read, in_transaction, keep_prepared
 from bot.persistence.models import AfterSale, AfterSaleItem, Event, Order, OrderItem, Outbox, Payout, Shop, Task
 from bot.services.context import Services
 from bot.services.evidence import attach
@@ -248,7 +248,7 @@ class OrderFacts:
 
 _ORDER_FIELDS = ("id", "order_no", "buyer_id", "state", "payment", "discount_fen", "freight_fen", "paid_fen",
                  "cod_collected", "created_at", "shipped_at", "received_at", "completed_at")
-_ORDER_WITH_LINES = (
+_ORDER_WITH_LINES_QUERY = (
     select(*(Order.__table__.c[name] for name in _ORDER_FIELDS), Shop.code.label("shop_code"),
            OrderItem.id.label("line_id"), OrderItem.name.label("line_name"), OrderItem.spec.label("line_spec"),
            OrderItem.unit_price_fen.label("line_unit_price_fen"), OrderItem.quantity.label("line_quantity"),
@@ -256,11 +256,17 @@ _ORDER_WITH_LINES = (
     .join_from(Order.__table__, Shop.__table__, Shop.id == Order.shop_id)
     .outerjoin(OrderItem.__table__, OrderItem.order_id == Order.id)
     .where(Order.order_no == bindparam("order_no")).order_by(OrderItem.id))
+_ORDER_WITH_LINES = keep_prepared(_ORDER_WITH_LINES_QUERY)
+# A submission locks the order until it commits: on PostgreSQL two submissions of the same items at once had
+# both seen them free and both been accepted. (SQLite's writers take turns already: BEGIN IMMEDIATE.)
+_ORDER_WITH_LINES_LOCKED = keep_prepared(_ORDER_WITH_LINES_QUERY.with_for_update(of=Order.__table__))
 
 
-def own_order_facts(db: Db, buyer_id: int, order_no: str) -> OrderFacts:
-    """The buyer's order with its shop and lines, or the same error as own_order."""
-    rows = [r._mapping for r in db.execute(_ORDER_WITH_LINES, {"order_no": order_no})]
+def own_order_facts(db: Db, buyer_id: int, order_no: str, *, lock: bool = False) -> OrderFacts:
+    """The buyer's order with its shop and lines, or the same error as own_order; `lock`: locked until the
+    transaction ends."""
+    rows = db.execute(_ORDER_WITH_LINES_LOCKED if lock else _ORDER_WITH_LINES,
+                      {"order_no": order_no}).mappings().all()
     if not rows:
         raise errors.OrderNotFound("找不到这个订单号，请核对一下", order_no=order_no)
     if rows[0]["buyer_id"] != buyer_id:
@@ -280,14 +286,17 @@ class Taken:
     freight_taken: bool  # an open or refunded request already carries the order's freight
 
 
-def _quantities_taken(session: Session | Connection, order: Order | OrderFacts) -> Taken:
-    # One query: every request has at least one line, so its freight comes along with its lines.
-    rows = session.execute(
-        select(AfterSaleItem.order_item_id, AfterSale.status, AfterSaleItem.quantity, AfterSaleItem.refund_fen,
-               AfterSale.freight_refund_fen)
-        .join(AfterSale, AfterSale.id == AfterSaleItem.after_sale_id)
-        .where(AfterSale.order_id == order.id)
-    ).all()
+# One query: every request has at least one line, so its freight comes along with its lines.
+_TAKEN = keep_prepared(
+    select(AfterSaleItem.order_item_id, AfterSale.status, AfterSaleItem.quantity, AfterSaleItem.refund_fen,
+           AfterSale.freight_refund_fen)
+    .join(AfterSale, AfterSale.id == AfterSaleItem.after_sale_id)
+    .where(AfterSale.order_id == bindparam("order_id")))
+
+
+def _quantities_taken(db: Db, order: Order | OrderFacts) -> Taken:
+    rows = [(r["order_item_id"], r["status"], r["quantity"], r["refund_fen"], r["freight_refund_fen"])
+            for r in db.execute(_TAKEN, {"order_id": order.id}).mappings().all()]
     open_values = {s.value for s in OPEN}
     held: dict[int, int] = {}
     refunded: dict[int, tuple[int, int]] = {}
@@ -341,11 +350,11 @@ def within_no_reason_days(order: Order | OrderFacts, at: datetime, policy: Polic
 # ---------------------------------------------------------------- quote & submit
 
 
-def _quote(session: Session | Connection, svc: Services, *, buyer_id: int, order_no: str, picks: list[Pick] | None,
-           reason: str, resolution: str | None) -> tuple[OrderFacts, Quote]:
+def _quote(session: Db, svc: Services, *, buyer_id: int, order_no: str, picks: list[Pick] | None,
+           reason: str, resolution: str | None, lock: bool = False) -> tuple[OrderFacts, Quote]:
     if reason not in REASON_CODES:
         raise errors.ReasonRequired("请告诉我退换的原因", reason=reason)
-    order = own_order_facts(session, buyer_id, order_no)
+    order = own_order_facts(session, buyer_id, order_no, lock=lock)
     policy = svc.policies(order.shop_code)
     now = svc.clock.now()
     decision = policy.decide(reason, within_no_reason_days=within_no_reason_days(order, now, policy))
@@ -396,12 +405,11 @@ def _quote(session: Session | Connection, svc: Services, *, buyer_id: int, order
 
 def quote(svc: Services, *, buyer_id: int, order_no: str, reason: str, picks: list[Pick] | None = None,
           resolution: str | None = None) -> Quote:
-    """What the buyer would get back, item by item, and on what terms; writes nothing. Two Core queries in one
-    transaction on a plain connection: an ORM session's own work cost more than the queries (the chat quotes
-    on most turns of an application)."""
-    with svc.sessions.kw["bind"].connect() as connection:
-        return _quote(connection, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
-                      resolution=resolution)[1]
+    """What the buyer would get back, item by item, and on what terms; writes nothing. Two Core queries run
+    straight on the driver, outside a transaction on PostgreSQL (in_read): the chat quotes on most turns of an
+    application, and submit() works the quote out again in its own transaction."""
+    return in_read(svc.sessions.kw["bind"], lambda db: _quote(
+        db, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason, resolution=resolution)[1])
 
 
 def submit(
@@ -427,7 +435,7 @@ def submit_with_quote(
     from it without working it out once more)."""
     with svc.sessions() as session, session.begin():
         order, q = _quote(session, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
-                          resolution=resolution)
+                          resolution=resolution, lock=True)
         if not q.decision.accepted:
             raise errors.NotEligible(q.decision.explanation, reason=reason, rule=q.decision.rule_id)
         if expected_total_fen is not None and expected_total_fen != q.total_fen:

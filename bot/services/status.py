@@ -2,12 +2,12 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import bindparam, select
 
 from bot.clock import format_local
 from bot.domain.money import yuan
-from bot.persistence.models import AfterSale, AfterSaleItem, Order, Payout
+from bot.persistence.direct import DirectConnection, in_read, keep_prepared
+from bot.persistence.models import AfterSale, AfterSaleItem, Order, OrderItem, Payout, Shop
 from bot.services.arrival import arrival_by
 from bot.services.context import Services
 
@@ -30,51 +30,60 @@ class StatusFacts:
         return dict(self.__dict__)
 
 
-# What the facts read of a request, loaded with it (a request's lines, their order items, its order and shop
-# had been read one lazy query at a time: most of a status answer's database time).
-_WITH_FACTS = (selectinload(AfterSale.items).joinedload(AfterSaleItem.order_item),
-               joinedload(AfterSale.order).joinedload(Order.shop))
+# A request's facts in three Core queries run straight on the driver (in_read): the requests with their shop's
+# return address, their lines, their payouts. Through the ORM (objects, lazy or eager loads) reading them cost
+# more than the rest of a status answer.
+_REQUESTS = (
+    select(AfterSale.id, AfterSale.status, AfterSale.deadline_at, AfterSale.last_reason_note,
+           AfterSale.refund_fen, AfterSale.freight_refund_fen, AfterSale.refund_route, Shop.return_address)
+    .join(Order, Order.id == AfterSale.order_id).join(Shop, Shop.id == Order.shop_id))
+_LINES = (select(AfterSaleItem.after_sale_id, OrderItem.name, AfterSaleItem.quantity)
+          .join(OrderItem, OrderItem.id == AfterSaleItem.order_item_id).order_by(AfterSaleItem.id))
+_PAYOUTS = select(Payout.after_sale_id, Payout.paid_at, Payout.route).order_by(Payout.id)
+_RECENT_IDS = (select(AfterSale.id).where(AfterSale.buyer_id == bindparam("buyer_id"))
+               .order_by(AfterSale.id.desc()).limit(bindparam("limit")).scalar_subquery())
+OF_BUYER = tuple(keep_prepared(statement) for statement in (
+    _REQUESTS.where(AfterSale.id.in_(_RECENT_IDS)).order_by(AfterSale.id.desc()),
+    _LINES.where(AfterSaleItem.after_sale_id.in_(_RECENT_IDS)),
+    _PAYOUTS.where(Payout.after_sale_id.in_(_RECENT_IDS))))
+OF_REQUEST = tuple(keep_prepared(statement) for statement in (
+    _REQUESTS.where(AfterSale.id == bindparam("request_id"), AfterSale.buyer_id == bindparam("buyer_id")),
+    _LINES.where(AfterSaleItem.after_sale_id == bindparam("request_id")),
+    _PAYOUTS.where(Payout.after_sale_id == bindparam("request_id"))))
 
 
-def _facts(row: AfterSale, payout: Payout | None) -> StatusFacts:
+def _read(db: DirectConnection, statements: tuple, params: dict) -> list[StatusFacts]:
+    requests, lines, payouts = (db.execute(statement, params).all() for statement in statements)
+    items: dict[int, list[str]] = {}
+    for line in lines:
+        items.setdefault(line["after_sale_id"], []).append(f"{line['name']}×{line['quantity']}")
+    first_payout: dict[int, dict] = {}
+    for payout in payouts:
+        first_payout.setdefault(payout["after_sale_id"], payout)  # the first, as a single lookup found it
+    return [_facts(row, items.get(row["id"], []), first_payout.get(row["id"])) for row in requests]
+
+
+def _facts(row: dict, items: list[str], payout: dict | None) -> StatusFacts:
     arrival = ""
     if payout is not None:
-        day = arrival_by(payout.paid_at, payout.route)
+        day = arrival_by(payout["paid_at"], payout["route"])
         arrival = f"{day.month}月{day.day}日"
     return StatusFacts(
-        request_id=row.id, status=row.status,
-        items="、".join(f"{i.order_item.name}×{i.quantity}" for i in row.items),
-        deadline=format_local(row.deadline_at) if row.deadline_at else "",
-        note=row.last_reason_note or "", address=row.order.shop.return_address,
-        amount=yuan(row.refund_fen + row.freight_refund_fen), route=ROUTE_LABELS.get(row.refund_route, ""),
+        request_id=row["id"], status=row["status"], items="、".join(items),
+        deadline=format_local(row["deadline_at"]) if row["deadline_at"] else "",
+        note=row["last_reason_note"] or "", address=row["return_address"],
+        amount=yuan(row["refund_fen"] + row["freight_refund_fen"]), route=ROUTE_LABELS.get(row["refund_route"], ""),
         arrival=arrival,
     )
 
 
-def _payouts(session, rows: list[AfterSale]) -> dict[int, Payout]:  # type: ignore[no-untyped-def]
-    """Each request's payout, if it has one (one query for all of them)."""
-    if not rows:
-        return {}
-    found = session.scalars(select(Payout).where(Payout.after_sale_id.in_([r.id for r in rows]))
-                            .order_by(Payout.id)).all()
-    payouts: dict[int, Payout] = {}
-    for payout in found:
-        payouts.setdefault(payout.after_sale_id, payout)  # the first, as a single lookup found it
-    return payouts
-
-
 def facts_of_buyer(svc: Services, buyer_id: int, *, limit: int = 5) -> list[StatusFacts]:
     """The buyer's most recent requests, newest first."""
-    with svc.sessions() as session:
-        rows = session.scalars(select(AfterSale).where(AfterSale.buyer_id == buyer_id).options(*_WITH_FACTS)
-                               .order_by(AfterSale.id.desc()).limit(limit)).unique().all()
-        payouts = _payouts(session, list(rows))
-        return [_facts(r, payouts.get(r.id)) for r in rows]
+    return in_read(svc.sessions.kw["bind"], lambda db: _read(db, OF_BUYER, {"buyer_id": buyer_id, "limit": limit}))
 
 
 def facts_of_request(svc: Services, request_id: int, buyer_id: int) -> StatusFacts | None:
-    with svc.sessions() as session:
-        row = session.get(AfterSale, request_id, options=_WITH_FACTS)
-        if row is None or row.buyer_id != buyer_id:
-            return None
-        return _facts(row, _payouts(session, [row]).get(row.id))
+    """One request of the buyer's (someone else's reads as none)."""
+    found = in_read(svc.sessions.kw["bind"], lambda db: _read(
+        db, OF_REQUEST, {"request_id": request_id, "buyer_id": buyer_id}))
+    return found[0] if found else None

@@ -216,3 +216,18 @@ def test_the_start_works_the_quote_out_once(services, monkeypatch):
     monkeypatch.setattr(after_sales, "quote", lambda *a, **k: quotes.append(k) or real(*a, **k))
     _, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
     assert slot_events(events)["picks"] == "all" and len(quotes) == 1
+
+
+def test_the_start_reads_the_buyers_orders_once(services, monkeypatch):
+    """The start picks the only order from the buyer's orders, and checking it needs no second read."""
+    import actions.after_sale as after_sale
+
+    reads = []
+    for name in ("orders_of_buyer", "order_of_buyer"):
+        real = getattr(after_sale, name)
+        monkeypatch.setattr(after_sale, name, lambda *a, _real=real, _name=name: reads.append(_name) or _real(*a))
+    _, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    assert slot_events(events)["order_no"] == ORDER and reads == ["orders_of_buyer"]
+    reads.clear()
+    _, events = validate(starting(1, "质量太差", "reason_quality"))  # several orders: the question reads none
+    assert slot_events(events)["requested_slot"] == "order_no" and reads == ["orders_of_buyer"]

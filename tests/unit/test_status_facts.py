@@ -3,6 +3,7 @@
 from sqlalchemy import event
 
 from bot.domain.workflow import Role
+from bot.persistence.direct import DirectConnection
 from bot.services import after_sales
 from bot.services.after_sales import Actor
 from bot.services.status import facts_of_buyer, facts_of_request
@@ -10,11 +11,14 @@ from bot.services.status import facts_of_buyer, facts_of_request
 REVIEWER, SUPERVISOR = Actor("staff:li", Role.REVIEWER), Actor("staff:zhou", Role.SUPERVISOR)
 
 
-def statements(svc):
-    """A list that collects every statement the services' engine runs."""
+def statements(svc, monkeypatch):
+    """A list that collects every statement the services run, through SQLAlchemy or straight on the driver."""
     seen: list[str] = []
     event.listen(svc.sessions.kw["bind"], "before_cursor_execute",
                  lambda conn, cursor, statement, *rest: seen.append(statement))
+    real = DirectConnection.execute
+    monkeypatch.setattr(DirectConnection, "execute",
+                        lambda self, statement, *rest: seen.append(str(statement)) or real(self, statement, *rest))
     return seen
 
 
@@ -36,12 +40,19 @@ def test_each_request_is_told_with_its_items_address_amount_and_arrival(svc):
     assert facts_of_request(svc, refunded.id, 2) is None  # someone else's request reads as unknown
 
 
-def test_the_queries_do_not_grow_with_the_requests(svc):
+def test_the_queries_do_not_grow_with_the_requests(svc, monkeypatch):
     after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
-    seen = statements(svc)
+    seen = statements(svc, monkeypatch)
     assert len(facts_of_buyer(svc, 2)) == 1
     one = len(seen)
     after_sales.submit(svc, buyer_id=2, order_no="202611200000000202", reason="quality")
     seen.clear()
     assert len(facts_of_buyer(svc, 2)) == 2
-    assert len(seen) == one  # requests, their lines with the items, orders with shops, payouts
+    assert len(seen) == one == 3  # the requests with their shops, their lines with the items, their payouts
+
+
+def test_the_most_recent_requests_come_first_up_to_the_limit(svc):
+    older = after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
+    newer = after_sales.submit(svc, buyer_id=2, order_no="202611200000000202", reason="quality")
+    assert [f.request_id for f in facts_of_buyer(svc, 2)] == [newer.id, older.id]
+    assert [f.request_id for f in facts_of_buyer(svc, 2, limit=1)] == [newer.id]

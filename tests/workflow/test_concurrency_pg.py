@@ -190,3 +190,34 @@ def test_two_agents_deciding_the_same_request_at_once_exactly_one_wins(svc, cloc
             assert stored.status == decisions[0].to_status and stored.version == view.version + 1
     for agent in agents:
         agent[0].sessions.kw["bind"].dispose()
+
+
+def test_the_same_items_submitted_twice_at_once_make_one_request(svc, clock, monkeypatch):
+    """A buyer confirming in two windows at the same moment: both submissions work out the quote while the other
+    is still open (a pause after the quote makes sure of it); one request is made, the other hears it is in
+    progress. Without the order's lock, PostgreSQL accepted both."""
+    url = svc.sessions.kw["bind"].url.render_as_string(hide_password=False)
+    windows = [own_services(url, clock), own_services(url, clock)]
+    real_quote = after_sales._quote
+
+    def slow_quote(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real_quote(*args, **kwargs)
+        time.sleep(0.3)  # the other submission starts meanwhile
+        return found
+
+    monkeypatch.setattr(after_sales, "_quote", slow_quote)
+
+    def confirm(window: Services) -> str:
+        try:
+            return str(after_sales.submit(window, buyer_id=3, order_no=BUYER3_DELIVERED, reason="quality").id)
+        except errors.AlreadyInProgress:
+            return "in progress"
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(confirm, windows))
+    assert results.count("in progress") == 1 and sum(r.isdigit() for r in results) == 1
+    with svc.sessions() as session:
+        order = session.scalar(select(Order).where(Order.order_no == BUYER3_DELIVERED))
+        assert session.scalar(select(func.count()).select_from(AfterSale).where(AfterSale.order_id == order.id)) == 1
+    for window in windows:
+        window.sessions.kw["bind"].dispose()
