@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, joinedload, selectinload
 
@@ -432,9 +432,10 @@ def submit_with_quote(
     evidence_ids: list[int] | None = None,
 ) -> tuple[RequestView, Quote]:
     """submit(), also returning the quote the request was made from (the chat tells the buyer what follows
-    from it without working it out once more)."""
-    with svc.sessions() as session, session.begin():
-        order, q = _quote(session, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
+    from it without working it out once more). A few Core statements on the driver's cursor, as a transition's
+    (bot.persistence.direct): through the ORM, its objects and flushes cost more than the statements."""
+    def work(db: DirectConnection) -> tuple[RequestView, Quote]:
+        order, q = _quote(db, svc, buyer_id=buyer_id, order_no=order_no, picks=picks, reason=reason,
                           resolution=resolution, lock=True)
         if not q.decision.accepted:
             raise errors.NotEligible(q.decision.explanation, reason=reason, rule=q.decision.rule_id)
@@ -450,42 +451,45 @@ def submit_with_quote(
         now = svc.clock.now()
         # A buyer who switched reason after hearing who pays keeps both on record and owes photos.
         earlier = [r for r in (earlier_reasons or []) if r in REASON_CODES and r != reason]
-        evidence_required = q.decision.evidence.value == "required" or bool(earlier)
         timer = review_timer_for(order)
-        row = AfterSale(
+        row = dict(
             order_id=order.id, buyer_id=buyer_id, kind=q.kind.value, status=Status.REQUESTED.value, reason=reason,
             reason_confidence=confidence, earlier_reasons=earlier, buyer_words=words[:2000],
             refund_fen=q.items_fen, freight_refund_fen=q.freight_refund_fen,
-            return_freight_payer=q.decision.return_freight, evidence_required=evidence_required,
+            return_freight_payer=q.decision.return_freight,
+            evidence_required=q.decision.evidence.value == "required" or bool(earlier),
             rule_id=q.decision.rule_id, refund_route=route, refund_account=stored_account, preset=policy.preset,
             express_refund=policy.express_refund,
             phone_call_task=q.decision.phone_call and q.kind == Kind.RETURN_REFUND,
-            deadline_at=now + policy.timer(timer), deadline_kind="review", created_at=now, updated_at=now,
+            deadline_at=now + policy.timer(timer), deadline_kind="review", created_at=now, updated_at=now, version=1,
         )
-        session.add(row)
-        session.flush()
-        for line in q.lines:
-            session.add(AfterSaleItem(after_sale_id=row.id, order_item_id=line.order_item_id,
-                                      quantity=line.quantity, refund_fen=line.refund_fen))
+        request_id = db.execute(_INSERT_REQUEST, row).scalar()
+        insert_many(db, AfterSaleItem.__table__, [  # type: ignore[arg-type]
+            dict(after_sale_id=request_id, order_item_id=line.order_item_id, quantity=line.quantity,
+                 refund_fen=line.refund_fen) for line in q.lines])
         if evidence_ids:
-            attach(session, buyer_id=buyer_id, evidence_ids=evidence_ids, after_sale_id=row.id)
-        if row.phone_call_task:
+            attach(db, buyer_id=buyer_id, evidence_ids=evidence_ids, after_sale_id=request_id)
+        if row["phone_call_task"]:
             # Seed: a quality return-and-refund is talked through on the phone by an agent.
-            session.add(Task(kind="phone_call", buyer_id=buyer_id, after_sale_id=row.id, status="open",
-                             note="质量问题退货退款：请电话联系买家确认情况", created_at=now))
-        audit(session, at=now, actor=buyer_actor(buyer_id), action="submit", rule=q.decision.rule_id,
-              request=row, to_status=row.status, reason=reason,
-              data={"kind": q.kind.value, "refund_fen": q.total_fen, "earlier_reasons": earlier,
-                    "timer": timer, "deadline_at": row.deadline_at.isoformat()})
-        session.flush()
-        # The view from what was just written: reading the row back with its order and lines took four
-        # more queries (the order and the order lines are not ORM objects of this session).
+            insert_many(db, Task.__table__, [dict(  # type: ignore[arg-type]
+                kind="phone_call", buyer_id=buyer_id, after_sale_id=request_id, status="open",
+                note="质量问题退货退款：请电话联系买家确认情况", created_at=now)])
+        insert_many(db, Event.__table__, [dict(  # type: ignore[arg-type]
+            after_sale_id=request_id, order_id=order.id, at=now, actor=buyer_actor(buyer_id).name,
+            role=Role.BUYER.value, action="submit", from_status=None, to_status=row["status"],
+            rule=q.decision.rule_id, reason=reason,
+            data={"kind": q.kind.value, "refund_fen": q.total_fen, "earlier_reasons": earlier, "timer": timer,
+                  "deadline_at": row["deadline_at"].isoformat()})])
         return RequestView(
-            id=row.id, order_no=order.order_no, kind=row.kind, status=row.status, reason=row.reason,
-            refund_fen=row.refund_fen + row.freight_refund_fen, deadline_at=row.deadline_at,
-            deadline_kind=row.deadline_kind, rule_id=row.rule_id, refund_route=row.refund_route,
-            refund_account_masked=mask_account(row.refund_account), last_reason_note=row.last_reason_note,
-            version=row.version, lines=q.lines), q
+            id=request_id, order_no=order.order_no, kind=row["kind"], status=row["status"], reason=reason,
+            refund_fen=q.items_fen + q.freight_refund_fen, deadline_at=row["deadline_at"],
+            deadline_kind=row["deadline_kind"], rule_id=q.decision.rule_id, refund_route=route,
+            refund_account_masked=mask_account(stored_account), last_reason_note=None, version=1, lines=q.lines), q
+
+    return in_transaction(svc.sessions.kw["bind"], work)
+
+
+_INSERT_REQUEST = keep_prepared(insert(AfterSale.__table__).returning(AfterSale.__table__.c.id))
 
 
 # ---------------------------------------------------------------- transitions

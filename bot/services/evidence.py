@@ -7,10 +7,11 @@ Rows from before migration 0005 have no bytes, only a file under var/ (`path`); 
 from pathlib import Path
 from typing import NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Connection, update
 from sqlalchemy.orm import Session, undefer
 
 from bot.domain.errors import InvalidInput
+from bot.persistence.direct import DirectConnection
 from bot.persistence.models import Evidence
 from bot.services.context import Services
 
@@ -50,13 +51,12 @@ def save_evidence(svc: Services, *, buyer_id: int, data: bytes) -> int:
         return row.id
 
 
-def attach(session: Session, *, buyer_id: int, evidence_ids: list[int], after_sale_id: int) -> int:
-    """Attach the buyer's own unattached photos to a request (others' ids are ignored)."""
-    rows = session.scalars(select(Evidence).where(Evidence.id.in_(evidence_ids), Evidence.buyer_id == buyer_id,
-                                                  Evidence.after_sale_id.is_(None))).all()
-    for row in rows:
-        row.after_sale_id = after_sale_id
-    return len(rows)
+def attach(db: "Session | Connection | DirectConnection", *, buyer_id: int, evidence_ids: list[int],
+           after_sale_id: int) -> int:
+    """Attach the buyer's own unattached photos to a request (others' ids are ignored); how many were attached."""
+    return db.execute(update(Evidence.__table__).where(
+        Evidence.id.in_(evidence_ids), Evidence.buyer_id == buyer_id, Evidence.after_sale_id.is_(None),
+    ).values(after_sale_id=after_sale_id)).rowcount
 
 
 class Photo(NamedTuple):
