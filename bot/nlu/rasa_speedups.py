@@ -13,12 +13,13 @@ load (bench/LOAD_RESULTS.md):
 - the rule policy matched every rule against every state of the conversation, though rules are short;
 - a form copied the tracker by replaying every event into a new one;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
-  and checks every block again;
+  and checks every block again, and its empty stand-in features were deep copies of the real ones;
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 from typing import Any, Dict, Text
 
@@ -47,6 +48,7 @@ def install() -> None:
     _install_past_states_reuse()
     _install_tracker_copy()
     _install_feature_joining()
+    _install_shallow_fake_features()
     _install_in_order_graph_runner()
     _installed = True
 
@@ -172,7 +174,10 @@ def _install_concrete_prediction() -> None:
             concrete = self.__dict__["_bot_concrete_step"] = (step, step.get_concrete_function())
         self._training = False
         inputs = [tf.convert_to_tensor(value) for value in batch_in]
-        outputs = tf_utils.sync_to_numpy_or_python_type(concrete[1](inputs))
+        # The graph's flat call: calling the concrete function matched the inputs against its structured
+        # signature once more (a fifth of DIET's CPU per message); the inputs are that signature's flat list.
+        function = concrete[1]
+        outputs = tf_utils.sync_to_numpy_or_python_type(function._call_flat(inputs, function.captured_inputs))
         if DIAGNOSTIC_DATA in outputs:
             outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
         return outputs
@@ -428,6 +433,31 @@ def _install_feature_joining() -> None:
         return Features(joined, first.type, first.attribute, featurizers)
 
     _patch(Message, "_combine_features", staticmethod(_combine_features))
+
+
+def _install_shallow_fake_features() -> None:
+    """DIET works out "fake" (empty) features for every message it classifies: a deep copy of the message's real
+    features, whose matrices are then replaced by empty ones. Copying the matrices first was a tenth of DIET's
+    CPU per message; the copy here keeps everything but the matrix, which it sets as Rasa does."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.utils.tensorflow import model_data_utils
+
+    def _create_fake_features(all_features: Any) -> Any:
+        example = next(iter([features for per_example in all_features for features in per_example
+                             if features is not None]))
+        fake = []
+        for features in example:
+            new = copy.copy(features)
+            new.origin = copy.deepcopy(features.origin)  # a name or a list of names: nothing shared
+            if features.is_dense():
+                new.features = np.zeros((0, features.features.shape[-1]), features.features.dtype)
+            if features.is_sparse():
+                new.features = scipy.sparse.coo_matrix((0, features.features.shape[-1]), features.features.dtype)
+            fake.append(new)
+        return fake
+
+    _patch(model_data_utils, "_create_fake_features", _create_fake_features)
 
 
 def _install_in_order_graph_runner() -> None:

@@ -22,6 +22,7 @@ ORIGINAL_PAST_STATES = rasa_speedups.ORIGINALS["DialogueStateTracker.past_states
 ORIGINAL_APPLIED = rasa_speedups.ORIGINALS["DialogueStateTracker.applied_events"]
 ORIGINAL_RUN = rasa_speedups.ORIGINALS["DaskGraphRunner.run"]
 ORIGINAL_COMBINE = rasa_speedups.ORIGINALS["Message._combine_features"]
+ORIGINAL_FAKE = rasa_speedups.ORIGINALS["rasa.utils.tensorflow.model_data_utils._create_fake_features"]
 
 GOOD = [
     {"events": [], "responses": []},
@@ -348,6 +349,44 @@ def test_sparse_features_are_joined_exactly_as_rasa_joins_them(monkeypatch):
     for features, names in joined:
         assert all(isinstance(f.features, scipy.sparse.coo_matrix) for f in features)  # the one-step join
         _same_features(patched(features, names), ORIGINAL_COMBINE(features, names))
+
+
+def test_empty_stand_in_features_are_rasas(monkeypatch):
+    """Every set of features DIET makes empty stand-ins from while the trained model parses real messages: the
+    stand-ins equal Rasa's deep copies, and the message's own features are left as they were."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+    from rasa.utils.tensorflow import model_data_utils
+
+    model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
+    patched = model_data_utils._create_fake_features
+    assert patched is not ORIGINAL_FAKE
+    seen: list = []
+
+    def spy(all_features):
+        seen.append(all_features)
+        return patched(all_features)
+
+    async def parse_all() -> None:
+        agent = await load_agent(str(model))
+        monkeypatch.setattr(model_data_utils, "_create_fake_features", spy)
+        for text in ["你好", "订单202611200000000104 发错货了，退两件", "颜色跟图片差太多 😡", "AAAA"]:
+            await agent.parse_message(text)
+
+    asyncio.run(parse_all())
+    assert len(seen) >= 4
+    for all_features in seen:
+        mine, rasas = patched(all_features), ORIGINAL_FAKE(all_features)
+        assert len(mine) == len(rasas) > 0
+        for a, b in zip(mine, rasas):
+            assert (a.type, a.attribute, a.origin, a.is_sparse()) == (b.type, b.attribute, b.origin, b.is_sparse())
+            assert (type(a.features), a.features.shape, a.features.dtype) == (
+                type(b.features), b.features.shape, b.features.dtype)
+            assert a.features.shape[0] == 0
+        real = next(f for per_example in all_features for f in per_example if f is not None)
+        assert all(f.features.shape[0] > 0 for f in real)  # the message's own features keep their rows
 
 
 def test_other_features_are_left_to_rasa():
