@@ -67,7 +67,8 @@ MAX_SENDER = 128
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 RETRIES = 3
 # BOT_RASA_SPEEDUPS=off runs Rasa's own code instead (no speed-ups of bot/nlu/rasa_speedups, no kept trackers, no
-# frozen start-up objects): the load bench measures a floor that way too, to show what the speed-ups buy.
+# frozen start-up objects, no kept action-server connections): the load bench measures a floor that way too, to
+# show what the speed-ups buy.
 SPEEDUPS = os.environ.get("BOT_RASA_SPEEDUPS", "on") != "off"
 # Conversations whose tracker a replica keeps after saving it (see StrictSQLTrackerStore); 0 turns it off.
 # About 140 KiB each for a conversation of 85 events with what the speed-ups keep on it: 1,000 ≈ 140 MiB.
@@ -355,6 +356,61 @@ def _install_action_guard() -> None:
 _install_action_guard()
 
 
+# ---------------------------------------------------------------- kept action-server connections
+
+# Idle connections are closed by the client before any server or load balancer would close them (nginx keeps
+# upstream connections 3 s, Sanic 5 s): a request never goes out on a connection the other side is closing.
+KEPT_CONNECTION_IDLE_S = 2.0
+
+
+class _KeptSession:
+    """What `EndpointConfig.session()` returns instead of a new `aiohttp.ClientSession`: the endpoint's one
+    session on this event loop, which `async with` leaves open. Rasa made a session, and so a new TCP connection,
+    for every custom-action call (a tenth of a replica's CPU under load, bench/LOAD_RESULTS.md)."""
+
+    def __init__(self, endpoint: Any) -> None:
+        self._endpoint = endpoint
+
+    async def __aenter__(self) -> Any:
+        import aiohttp
+        from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+        endpoint = self._endpoint
+        loop = asyncio.get_running_loop()
+        kept = endpoint.__dict__.get("_bot_kept_session")
+        if kept is None or kept[0] is not loop or kept[1].closed:
+            auth = (aiohttp.BasicAuth(endpoint.basic_auth["username"], endpoint.basic_auth["password"])
+                    if endpoint.basic_auth else None)  # as EndpointConfig.session builds it
+            session = aiohttp.ClientSession(
+                headers=endpoint.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEPT_CONNECTION_IDLE_S))
+            kept = endpoint.__dict__["_bot_kept_session"] = (loop, session)
+            _KEPT_SESSIONS.append(session)
+        return kept[1]
+
+    async def __aexit__(self, *exc: Any) -> bool:
+        return False
+
+
+_KEPT_SESSIONS: list = []
+
+
+async def close_kept_sessions(*_: Any) -> None:
+    """Close the kept sessions when the server stops (aiohttp warns about sessions left open)."""
+    while _KEPT_SESSIONS:
+        await _KEPT_SESSIONS.pop().close()
+
+
+def _install_kept_action_connections() -> None:
+    from rasa.utils.endpoints import EndpointConfig
+
+    EndpointConfig.session = lambda self: _KeptSession(self)
+
+
+if SPEEDUPS:
+    _install_kept_action_connections()
+
+
 def _install_turn_only_action_calls() -> None:
     """An action call carries the events of the turn at hand only (bot.ops.action_history says why and which
     actions still get the whole history); everything else in it is Rasa's own."""
@@ -543,4 +599,5 @@ def _frozen_after_start(blueprint: Blueprint) -> Blueprint:
 
     if SPEEDUPS:
         blueprint.listener("after_server_start")(freeze)
+        blueprint.listener("before_server_stop")(close_kept_sessions)
     return blueprint
