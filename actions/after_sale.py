@@ -108,7 +108,7 @@ def start_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> lis
     The validation does this when Rasa activates the form (one action call instead of two). Rasa hands over the
     slots already filled as the candidates to check (forms.py activate): the earlier application's are dropped
     and the fresh ones put in their place, so the form's checks run on what the buyer says now."""
-    buyer_id = buyer_id_of(tracker)  # first: an unknown buyer hears only why nothing can be done
+    buyer_id_of(tracker)  # first: an unknown buyer hears only why nothing can be done
     reason, confidence = reason_from(tracker)
     fresh: dict[str, Any] = {slot: None for slot in FORM_SLOTS if slot != "resolution"}
     fresh["buyer_words"] = tracker.latest_message.get("text") or ""
