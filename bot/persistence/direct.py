@@ -183,15 +183,15 @@ def direct_transaction(engine: Engine, *, read_only: bool = False, _ping: bool =
         raw.close()
 
 
-def in_transaction(engine: Engine, work: Callable[[DirectConnection], T]) -> T:
-    """`work` in one write transaction; returns its result.
+def in_transaction(engine: Engine, work: Callable[[DirectConnection], T], *, read_only: bool = False) -> T:
+    """`work` in one transaction (a write transaction unless `read_only`, see in_read); returns its result.
 
     A pooled connection is not pinged before use (a round trip per transition, a sixth of one on
     PostgreSQL): if the server dropped it, the first statement fails before anything is written, and the
     work runs once more on a connection the pool checks first."""
     for ping in (False, True):
         try:
-            with direct_transaction(engine, _ping=ping) as connection:
+            with direct_transaction(engine, read_only=read_only, _ping=ping) as connection:
                 return work(connection)
         except DBAPIError as exc:
             if ping or not exc.connection_invalidated:
@@ -203,14 +203,7 @@ def in_read(engine: Engine, work: Callable[[DirectConnection], T]) -> T:
     """`work`'s reads: on PostgreSQL each statement sees what is committed when it runs (no transaction), on
     SQLite one snapshot that never waits for a writer. For what is shown or checked again before anything is
     written (a quote, the buyer's orders). A dropped connection is handled as in in_transaction."""
-    for ping in (False, True):
-        try:
-            with direct_transaction(engine, read_only=True, _ping=ping) as connection:
-                return work(connection)
-        except DBAPIError as exc:
-            if ping or not exc.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+    return in_transaction(engine, work, read_only=True)
 
 
 def _is_disconnect(engine: Engine, exc: BaseException, dbapi_connection: Any) -> bool:

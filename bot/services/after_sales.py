@@ -1,7 +1,9 @@
 """Use cases of the after-sales workflow: quote, submit, act, ship back, pay out. One transaction each."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -186,12 +188,19 @@ def audit(
     reason: str | None = None, data: dict | None = None,
 ) -> None:
     """Append one audit event in the caller's transaction."""
-    session.add(Event(
-        after_sale_id=request.id if request else None,
+    session.add(Event(**audit_row(
+        at=at, actor=actor, action=action, rule=rule, request_id=request.id if request else None,
         order_id=order_id if order_id is not None else (request.order_id if request else None),
-        at=at, actor=actor.name, role=actor.role.value, action=action, from_status=from_status,
-        to_status=to_status, rule=rule, reason=reason, data=data or {},
-    ))
+        from_status=from_status, to_status=to_status, reason=reason, data=data)))
+
+
+def audit_row(*, at: datetime, actor: Actor, action: str, rule: str, request_id: int | None, order_id: int | None,
+              from_status: str | None = None, to_status: str | None = None, reason: str | None = None,
+              data: dict | None = None) -> dict:
+    """The columns of one audit event, for the ORM (audit) or a Core insert."""
+    return dict(after_sale_id=request_id, order_id=order_id, at=at, actor=actor.name, role=actor.role.value,
+                action=action, from_status=from_status, to_status=to_status, rule=rule, reason=reason,
+                data=data or {})
 
 
 def notify(session: Session, request: AfterSale, kind: str, at: datetime, key: str, **data: object) -> None:
@@ -271,9 +280,15 @@ def own_order_facts(db: Db, buyer_id: int, order_no: str, *, lock: bool = False)
         raise errors.OrderNotFound("找不到这个订单号，请核对一下", order_no=order_no)
     if rows[0]["buyer_id"] != buyer_id:
         raise errors.NotYourOrder("找不到这个订单号，请核对一下", order_no=order_no)
-    lines = tuple(OrderLine(r["line_id"], r["line_name"], r["line_spec"], r["line_unit_price_fen"], r["line_quantity"],
-                            r["line_home_goods"]) for r in rows if r["line_id"] is not None)
-    return OrderFacts(**{name: rows[0][name] for name in _ORDER_FIELDS}, shop_code=rows[0]["shop_code"], items=lines)
+    return OrderFacts(**{name: rows[0][name] for name in _ORDER_FIELDS}, shop_code=rows[0]["shop_code"],
+                      items=order_lines(rows))
+
+
+def order_lines(rows: Sequence[Mapping[str, Any]]) -> tuple[OrderLine, ...]:
+    """An order's lines from its rows joined with its items (columns line_id, line_name, …; an order without
+    items has one row whose line_id is None)."""
+    return tuple(OrderLine(r["line_id"], r["line_name"], r["line_spec"], r["line_unit_price_fen"],
+                           r["line_quantity"], r["line_home_goods"]) for r in rows if r["line_id"] is not None)
 
 
 @dataclass(frozen=True)
@@ -474,10 +489,9 @@ def submit_with_quote(
             insert_many(db, Task.__table__, [dict(  # type: ignore[arg-type]
                 kind="phone_call", buyer_id=buyer_id, after_sale_id=request_id, status="open",
                 note="质量问题退货退款：请电话联系买家确认情况", created_at=now)])
-        insert_many(db, Event.__table__, [dict(  # type: ignore[arg-type]
-            after_sale_id=request_id, order_id=order.id, at=now, actor=buyer_actor(buyer_id).name,
-            role=Role.BUYER.value, action="submit", from_status=None, to_status=row["status"],
-            rule=q.decision.rule_id, reason=reason,
+        insert_many(db, Event.__table__, [audit_row(  # type: ignore[arg-type]
+            at=now, actor=buyer_actor(buyer_id), action="submit", rule=q.decision.rule_id, request_id=request_id,
+            order_id=order.id, to_status=row["status"], reason=reason,
             data={"kind": q.kind.value, "refund_fen": q.total_fen, "earlier_reasons": earlier, "timer": timer,
                   "deadline_at": row["deadline_at"].isoformat()})])
         return RequestView(

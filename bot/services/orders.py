@@ -7,7 +7,7 @@ from sqlalchemy import bindparam, select
 
 from bot.persistence.direct import in_read, keep_prepared
 from bot.persistence.models import Order, OrderItem
-from bot.services.after_sales import OrderFacts, OrderLine, own_order_facts
+from bot.services.after_sales import OrderFacts, OrderLine, order_lines, own_order_facts
 from bot.services.context import Services
 
 STATE_LABELS = {
@@ -66,9 +66,7 @@ def orders_of_buyer(svc: Services, buyer_id: int) -> list[OrderView]:
         orders.setdefault(row["order_no"], []).append(row)
     return [OrderView(order_no=no, state=r[0]["state"], state_label=STATE_LABELS.get(r[0]["state"], r[0]["state"]),
                       payment=r[0]["payment"], paid_fen=r[0]["paid_fen"], created_at=r[0]["created_at"],
-                      lines=tuple(OrderLine(x["line_id"], x["line_name"], x["line_spec"], x["line_unit_price_fen"],
-                                            x["line_quantity"], x["line_home_goods"])
-                                  for x in r if x["line_id"] is not None))
+                      lines=order_lines(r))
             for no, r in orders.items()]
 
 
