@@ -14,7 +14,10 @@ load (bench/LOAD_RESULTS.md):
 - a form copied the tracker by replaying every event into a new one;
 - DIET's input joined each message's sparse features pairwise with `scipy.sparse.hstack`, which converts
   and checks every block again, and its empty stand-in features were deep copies of the real ones;
-- every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order.
+- every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order;
+- the count-vector featurizers went through scikit-learn's `transform`, which builds its analyzer again and
+  checks a CSR matrix that Rasa then sorts and converts to COO, for every message;
+- every parse built an empty domain to check that the bot's domain is not empty.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def install() -> None:
     _install_feature_joining()
     _install_shallow_fake_features()
     _install_in_order_graph_runner()
+    _install_direct_count_vectors()
+    _install_empty_domain_check()
     _installed = True
 
 
@@ -532,3 +537,82 @@ def fork_tracker(tracker: Any) -> Any:
     if walks is not None:
         fork._bot_state_walks = dict(walks)
     return fork
+
+
+def _install_direct_count_vectors() -> None:
+    """A count-vector featurizer's features for a message come straight from its fitted vectorizer's own
+    analyzer (built once per vectorizer and vocabulary) and vocabulary, as COO matrices: the same entries,
+    order and dtypes as `transform`, `sort_indices` and `tocoo`, which built and checked a CSR matrix first
+    and the analyzer every time. A vectorizer without a fitted vocabulary is Rasa's own code, errors included."""
+    import numpy as np
+    import scipy.sparse
+    from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
+    from rasa.nlu.constants import DENSE_FEATURIZABLE_ATTRIBUTES
+
+    original = CountVectorsFeaturizer._create_features
+    known: Dict[int, Any] = {}
+
+    def counter_of(vectorizer: Any) -> Any:
+        vocabulary = getattr(vectorizer, "vocabulary_", None)
+        if not isinstance(vocabulary, dict) or not vocabulary:
+            return None
+        hit = known.get(id(vectorizer))
+        if hit is None or hit[0] is not vectorizer or hit[1] is not vocabulary:
+            hit = known[id(vectorizer)] = (vectorizer, vocabulary, _counts(vectorizer.build_analyzer(), vocabulary,
+                                                                         vectorizer.dtype, vectorizer.binary))
+        return hit[2]
+
+    def _counts(analyze: Any, vocabulary: Dict[Text, int], dtype: Any, binary: bool) -> Any:
+        width = len(vocabulary)
+
+        def counts(documents: Any) -> Any:
+            rows, columns, values = [], [], []
+            for row, document in enumerate(documents):
+                counter: Dict[int, int] = {}
+                for feature in analyze(document):
+                    column = vocabulary.get(feature)
+                    if column is not None:
+                        counter[column] = counter.get(column, 0) + 1
+                for column in sorted(counter):  # what sort_indices leaves in each row
+                    rows.append(row)
+                    columns.append(column)
+                    values.append(1 if binary else counter[column])
+            # The index dtype is the one COO picks for the shape, as in `tocoo`.
+            return scipy.sparse.coo_matrix((np.asarray(values, dtype=dtype), (rows, columns)),
+                                           shape=(len(documents), width))
+
+        return counts
+
+    def _create_features(self: CountVectorsFeaturizer, attribute: Text, all_tokens: Any) -> Any:
+        vectorizer = self.vectorizers.get(attribute)
+        counts = counter_of(vectorizer) if vectorizer else None
+        if counts is None:
+            return original(self, attribute, all_tokens)
+        sequence_features, sentence_features = [], []
+        for tokens in all_tokens:
+            if not tokens:
+                sequence_features.append(None)
+                sentence_features.append(None)
+                continue
+            sequence_features.append(counts(tokens))
+            sentence_features.append(counts([" ".join(tokens)]) if attribute in DENSE_FEATURIZABLE_ATTRIBUTES
+                                     else None)
+        return sequence_features, sentence_features
+
+    _patch(CountVectorsFeaturizer, "_create_features", _create_features)
+
+
+def _install_empty_domain_check() -> None:
+    """`Domain.is_empty` compares the domain with an empty one, which it built from nothing on every call (every
+    parse checks the domain so); the empty domain's dictionary is built once here, and kept where nothing else
+    can change it."""
+    from rasa.shared.core.domain import Domain
+
+    empty: Dict[str, Any] = {}
+
+    def is_empty(self: Domain) -> bool:
+        if "data" not in empty:
+            empty["data"] = Domain.empty().as_dict()
+        return self.as_dict() == empty["data"]
+
+    _patch(Domain, "is_empty", is_empty)

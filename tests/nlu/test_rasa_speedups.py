@@ -1,11 +1,14 @@
 """bot.nlu.rasa_speedups: each patch gives Rasa's own answer, only faster."""
 
+from pathlib import Path
+
 import jsonschema
 import pytest
 import rasa.shared.utils.common as common
 from rasa.core.actions.action import RemoteAction
 from rasa.engine.graph import GraphSchema, SchemaNode
 from rasa.engine.runner.dask import DaskGraphRunner
+from rasa.nlu.featurizers.sparse_featurizer.count_vectors_featurizer import CountVectorsFeaturizer
 from rasa.shared.core.events import Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.training_data.message import Message
@@ -23,6 +26,8 @@ ORIGINAL_APPLIED = rasa_speedups.ORIGINALS["DialogueStateTracker.applied_events"
 ORIGINAL_RUN = rasa_speedups.ORIGINALS["DaskGraphRunner.run"]
 ORIGINAL_COMBINE = rasa_speedups.ORIGINALS["Message._combine_features"]
 ORIGINAL_FAKE = rasa_speedups.ORIGINALS["rasa.utils.tensorflow.model_data_utils._create_fake_features"]
+ORIGINAL_COUNTS = rasa_speedups.ORIGINALS["CountVectorsFeaturizer._create_features"]
+ORIGINAL_IS_EMPTY = rasa_speedups.ORIGINALS["Domain.is_empty"]
 
 GOOD = [
     {"events": [], "responses": []},
@@ -518,3 +523,97 @@ def test_graph_runs_give_dasks_results_for_parses_and_every_prediction_of_the_tr
     assert predictions > 300
     with pytest.raises(GraphRunError, match="clashes with a node name"):
         runner.run(inputs={"__tracker__": metadata.core_target}, targets=[metadata.core_target])
+
+
+def _same_matrix(mine, theirs) -> None:
+    if theirs is None:
+        assert mine is None
+        return
+    assert type(mine) is type(theirs)
+    assert (mine.shape, mine.dtype, mine.has_canonical_format) == (theirs.shape, theirs.dtype,
+                                                                   theirs.has_canonical_format)
+    for part in ("row", "col", "data"):
+        a, b = getattr(mine, part), getattr(theirs, part)
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()
+
+
+def _same_counts(featurizer, attribute, all_tokens) -> None:
+    mine = CountVectorsFeaturizer._create_features(featurizer, attribute, all_tokens)
+    theirs = ORIGINAL_COUNTS(featurizer, attribute, all_tokens)
+    assert len(mine) == len(theirs) == 2 and len(mine[0]) == len(theirs[0]) and len(mine[1]) == len(theirs[1])
+    for mine_part, their_part in zip(mine, theirs):
+        for a, b in zip(mine_part, their_part):
+            _same_matrix(a, b)
+
+
+def test_count_vectors_are_rasas_for_every_message_the_trained_featurizers_see(monkeypatch):
+    """Both count-vector featurizers of the trained model (words, and character n-grams) while it parses real
+    messages: the features straight from the vocabulary are scikit-learn's `transform`, sorted and made COO,
+    entry for entry, with the same shapes and dtypes."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+
+    model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
+    texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件 2 2 2",
+             "颜色跟图片差太多 😡😡", "AAAA aaaa AaAa", "支付宝 13800138000", "？？？？", "<b>退款</b>' OR 1=1 --",
+             "退" * 300, "size XL 太大了 XL xl"]
+    patched = CountVectorsFeaturizer._create_features
+    assert patched is not ORIGINAL_COUNTS
+    seen: list = []
+
+    def spy(self, attribute, all_tokens):
+        seen.append((self, attribute, [list(tokens) for tokens in all_tokens]))
+        return patched(self, attribute, all_tokens)
+
+    async def parse_all() -> None:
+        agent = await load_agent(str(model))
+        monkeypatch.setattr(CountVectorsFeaturizer, "_create_features", spy)
+        for text in texts:
+            await agent.parse_message(text)
+
+    asyncio.run(parse_all())
+    monkeypatch.setattr(CountVectorsFeaturizer, "_create_features", patched)
+    analyzers = {featurizer.vectorizers["text"].analyzer for featurizer, attribute, _ in seen if attribute == "text"}
+    assert analyzers == {"word", "char_wb"}
+    counted = 0
+    for featurizer, attribute, all_tokens in seen:
+        _same_counts(featurizer, attribute, all_tokens)
+        counted += sum(bool(tokens) for tokens in all_tokens)
+    assert counted >= 2 * len(texts)
+
+
+def test_count_vectors_are_rasas_for_binary_counts_ngrams_and_unfitted_vectorizers():
+    """Settings the bot's config does not use: binary counts and word n-grams give scikit-learn's result, and a
+    vectorizer that was never fitted fails with scikit-learn's own error."""
+    from types import SimpleNamespace
+
+    from sklearn.exceptions import NotFittedError
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    corpus = ["退货 退款 运费", "退货 退货 换货", "运费 险 退款 退款"]
+    tokens = [["退货", "退货", "运费", "没见过"], [], ["险"]]
+    for vectorizer in (CountVectorizer(token_pattern=r"(?u)\b\w+\b", binary=True),
+                       CountVectorizer(token_pattern=r"(?u)\b\w+\b", ngram_range=(1, 2)),
+                       CountVectorizer(analyzer="char_wb", ngram_range=(1, 3))):
+        vectorizer.fit(corpus)
+        _same_counts(SimpleNamespace(vectorizers={"text": vectorizer}), "text", tokens)
+        _same_counts(SimpleNamespace(vectorizers={"intent": vectorizer}), "intent", tokens)
+    for self in (SimpleNamespace(vectorizers={}), SimpleNamespace(vectorizers={"text": None})):
+        assert CountVectorsFeaturizer._create_features(self, "text", tokens) == ([None], [None])
+    unfitted = SimpleNamespace(vectorizers={"text": CountVectorizer()})
+    with pytest.raises(NotFittedError):
+        CountVectorsFeaturizer._create_features(unfitted, "text", tokens)
+    with pytest.raises(NotFittedError):
+        ORIGINAL_COUNTS(unfitted, "text", tokens)
+
+
+def test_the_empty_domain_check_is_rasas():
+    from rasa.shared.core.domain import Domain
+
+    root = Path(__file__).resolve().parents[2]
+    for domain in (Domain.empty(), Domain.load(str(root / "domain.yml")), Domain.from_dict({"intents": ["greet"]}),
+                   Domain.from_dict({})):
+        assert domain.is_empty() == ORIGINAL_IS_EMPTY(domain)
+    assert Domain.empty().is_empty() and not Domain.load(str(root / "domain.yml")).is_empty()
