@@ -17,12 +17,15 @@ load (bench/LOAD_RESULTS.md):
 - every graph run built a dask graph and dask's scheduling state to call a handful of nodes in order;
 - the count-vector featurizers went through scikit-learn's `transform`, which builds its analyzer again and
   checks a CSR matrix that Rasa then sorts and converts to COO, for every message;
-- every parse built an empty domain to check that the bot's domain is not empty.
+- every parse built an empty domain to check that the bot's domain is not empty;
+- every new tracker (a form's temporary one, each copy) copied each of the domain's slots through `copy.copy`'s
+  generic reduce protocol.
 """
 
 from __future__ import annotations
 
 import copy
+import copyreg
 import itertools
 from typing import Any, Dict, Text
 
@@ -55,6 +58,7 @@ def install() -> None:
     _install_in_order_graph_runner()
     _install_direct_count_vectors()
     _install_empty_domain_check()
+    _install_plain_slot_copies()
     _installed = True
 
 
@@ -163,8 +167,11 @@ def _install_concrete_prediction() -> None:
     its inputs against the signature and looked the graph up again (a parse: about 7.0 ms with it, 6.1 ms
     without, in a micro-benchmark).
     The first call, which traces the graph, and eager mode are Rasa's own code."""
+    import numpy as np
     import tensorflow as tf
     from keras.utils import tf_utils
+    from tensorflow.python.eager import context
+    from tensorflow.python.framework import ops
     from rasa.shared.constants import DIAGNOSTIC_DATA
     from rasa.utils.tensorflow.models import RasaModel
 
@@ -177,8 +184,12 @@ def _install_concrete_prediction() -> None:
         concrete = self.__dict__.get("_bot_concrete_step")
         if concrete is None or concrete[0] is not step:
             concrete = self.__dict__["_bot_concrete_step"] = (step, step.get_concrete_function())
-        self._training = False
-        inputs = [tf.convert_to_tensor(value) for value in batch_in]
+        if self.__dict__.get("_training") is not False:  # Keras's attribute tracking made each set costly
+            self._training = False
+        # A NumPy array becomes the eager tensor `tf.convert_to_tensor` makes of it, without its dispatch layers.
+        device = context.context().device_name
+        inputs = [ops.EagerTensor(value, device, None) if isinstance(value, np.ndarray) else tf.convert_to_tensor(value)
+                  for value in batch_in]
         # The graph's flat call: calling the concrete function matched the inputs against its structured
         # signature once more (a fifth of DIET's CPU per message); the inputs are that signature's flat list.
         function = concrete[1]
@@ -616,3 +627,42 @@ def _install_empty_domain_check() -> None:
         return self.as_dict() == empty["data"]
 
     _patch(Domain, "is_empty", is_empty)
+
+
+def _plain_copy(obj: Any) -> Any:
+    """`copy.copy` of an object whose class copies the generic way (no `__copy__`, `__reduce__`, `__reduce_ex__`,
+    `__setstate__`, `__getnewargs__` or `__slots__`, not a type, list or dict, nothing in `copyreg`): a new
+    instance with the same attributes, which is what `copy.copy` builds through the reduce protocol. Anything
+    else goes to `copy.copy`."""
+    cls = type(obj)
+    plain = _PLAIN_CLASSES.get(cls)
+    if plain is None:
+        plain = _PLAIN_CLASSES[cls] = (
+            cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
+            and cls.__new__ is object.__new__ and cls not in copyreg.dispatch_table
+            and not issubclass(cls, (type, list, dict))
+            and not any(hasattr(cls, name) for name in ("__copy__", "__setstate__", "__getstate__", "__slots__",
+                                                        "__getnewargs__", "__getnewargs_ex__"))
+            and isinstance(getattr(obj, "__dict__", None), dict))
+    if not plain:
+        return copy.copy(obj)
+    new = object.__new__(cls)
+    new.__dict__.update(obj.__dict__)
+    return new
+
+
+_PLAIN_CLASSES: Dict[type, bool] = {}
+
+
+class _PlainCopyModule:
+    """Stands for the `copy` module in a module that uses nothing of it but `copy.copy`."""
+
+    copy = staticmethod(_plain_copy)
+
+
+def _install_plain_slot_copies() -> None:
+    """A new tracker copies every slot of the domain with `copy.copy` (trackers.py's only use of the module);
+    slots are plain objects, so the copy is made directly (`_plain_copy`)."""
+    import rasa.shared.core.trackers as trackers
+
+    _patch(trackers, "copy", _PlainCopyModule)

@@ -617,3 +617,61 @@ def test_the_empty_domain_check_is_rasas():
                    Domain.from_dict({})):
         assert domain.is_empty() == ORIGINAL_IS_EMPTY(domain)
     assert Domain.empty().is_empty() and not Domain.load(str(root / "domain.yml")).is_empty()
+
+
+def test_plain_copies_are_copy_copy_for_every_slot_and_leave_other_objects_to_it():
+    """Every slot of the domain and every kind of slot: `_plain_copy` gives what `copy.copy` gives (the same class
+    and attributes, a new object whose attributes can change on their own); objects that copy their own way
+    (a `__copy__`, `__slots__`, `__reduce__`, a dict subclass) get `copy.copy`'s result. A new tracker's slots
+    are the domain's, copied."""
+    import copy
+
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.slots import (AnySlot, BooleanSlot, CategoricalSlot, FloatSlot, ListSlot, TextSlot)
+
+    domain = Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
+    mapping = [{"type": "from_text"}]
+    slots = list(domain.slots) + [
+        AnySlot("a", mapping), BooleanSlot("b", mapping, initial_value=True), CategoricalSlot("c", mapping, ["x"]),
+        FloatSlot("f", mapping, max_value=3.0), ListSlot("l", mapping, initial_value=[1]), TextSlot("t", mapping)]
+    assert len(domain.slots) > 10
+    for slot in slots:
+        mine, theirs = rasa_speedups._plain_copy(slot), copy.copy(slot)
+        assert type(mine) is type(theirs) and mine is not slot
+        assert mine.__dict__ == theirs.__dict__ and all(mine.__dict__[k] is v for k, v in theirs.__dict__.items())
+        mine.value = "changed"
+        assert slot.value != "changed"
+
+    class OwnCopy:
+        def __init__(self):
+            self.n = 1
+
+        def __copy__(self):
+            other = OwnCopy()
+            other.n = 2
+            return other
+
+    class WithSlots:
+        __slots__ = ("n",)
+
+        def __init__(self):
+            self.n = 3
+
+    class Reduced:
+        def __init__(self, n=4):
+            self.n = n
+
+        def __reduce__(self):
+            return (Reduced, (5,))
+
+    class Mapping(dict):
+        pass
+
+    assert rasa_speedups._plain_copy(OwnCopy()).n == 2
+    assert rasa_speedups._plain_copy(WithSlots()).n == 3
+    assert rasa_speedups._plain_copy(Reduced()).n == 5
+    assert rasa_speedups._plain_copy(Mapping(k=1)) == {"k": 1}
+    assert rasa_speedups._plain_copy([1, 2]) == [1, 2] and rasa_speedups._plain_copy(int) is int
+    tracker = DialogueStateTracker("s", domain.slots)
+    assert [type(s) for s in tracker.slots.values()] == [type(s) for s in domain.slots]
+    assert all(tracker.slots[s.name] is not s and tracker.slots[s.name].__dict__ == s.__dict__ for s in domain.slots)
