@@ -1,7 +1,7 @@
 """Rasa 3.6 spends much of a message's CPU on work it could do once; these patches do it once, with the
 same results. Installed in every Rasa server we start (dev: bot.nlu.serve, production: bot.ops.rasa_guard).
-Imports only rasa, its own dependencies (numpy, scipy), fastjsonschema and the standard library. Measured with py-spy under
-load (bench/LOAD_RESULTS.md):
+Imports only rasa, its own dependencies (numpy, scipy, scikit-learn, TensorFlow), fastjsonschema and the standard
+library. Measured with py-spy under load (bench/LOAD_RESULTS.md):
 
 - checking every action-server answer with `jsonschema.validate` built a validator per call, tried all
   23 event kinds of the schema's `oneOf` on every event, and walked the schema for each;
