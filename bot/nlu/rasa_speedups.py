@@ -537,12 +537,10 @@ def fork_tracker(tracker: Any) -> Any:
     the event objects themselves are shared (Rasa does not change an event once it is applied, except the
     latest user event's featurization flag, which a later event sets the same way on every copy). What the
     patches here keep on a tracker is shared too: each use checks that it still fits the tracker's events."""
-    import copy
-
-    fork = copy.copy(tracker)
+    fork = _plain_copy(tracker)
     fork.events = tracker._create_events(list(tracker.events))
-    fork.slots = type(tracker.slots)((name, copy.copy(slot)) for name, slot in tracker.slots.items())
-    fork.active_loop = copy.copy(tracker.active_loop)
+    fork.slots = type(tracker.slots)((name, _plain_copy(slot)) for name, slot in tracker.slots.items())
+    fork.active_loop = _plain_copy(tracker.active_loop)
     fork.latest_action = dict(tracker.latest_action) if tracker.latest_action is not None else None
     walks = tracker.__dict__.get("_bot_state_walks")
     if walks is not None:
@@ -631,7 +629,7 @@ def _install_empty_domain_check() -> None:
 
 def _plain_copy(obj: Any) -> Any:
     """`copy.copy` of an object whose class copies the generic way (no `__copy__`, `__reduce__`, `__reduce_ex__`,
-    `__setstate__`, `__getnewargs__` or `__slots__`, not a type, list or dict, nothing in `copyreg`): a new
+    `__setstate__`, `__getnewargs__` or named `__slots__`, not a type, list or dict, nothing in `copyreg`): a new
     instance with the same attributes, which is what `copy.copy` builds through the reduce protocol. Anything
     else goes to `copy.copy`."""
     cls = type(obj)
@@ -641,8 +639,9 @@ def _plain_copy(obj: Any) -> Any:
             cls.__reduce_ex__ is object.__reduce_ex__ and cls.__reduce__ is object.__reduce__
             and cls.__new__ is object.__new__ and cls not in copyreg.dispatch_table
             and not issubclass(cls, (type, list, dict))
-            and not any(hasattr(cls, name) for name in ("__copy__", "__setstate__", "__getstate__", "__slots__",
-                                                        "__getnewargs__", "__getnewargs_ex__"))
+            and not any(hasattr(cls, name) for name in ("__copy__", "__setstate__", "__getstate__", "__getnewargs__",
+                                                        "__getnewargs_ex__"))
+            and not copyreg._slotnames(cls)  # what the reduce protocol copies besides __dict__ (ABC's are none)
             and isinstance(getattr(obj, "__dict__", None), dict))
     if not plain:
         return copy.copy(obj)

@@ -641,6 +641,7 @@ def test_plain_copies_are_copy_copy_for_every_slot_and_leave_other_objects_to_it
         assert mine.__dict__ == theirs.__dict__ and all(mine.__dict__[k] is v for k, v in theirs.__dict__.items())
         mine.value = "changed"
         assert slot.value != "changed"
+        assert rasa_speedups._PLAIN_CLASSES[type(slot)] is True  # copied directly, not left to copy.copy
 
     class OwnCopy:
         def __init__(self):
@@ -668,7 +669,7 @@ def test_plain_copies_are_copy_copy_for_every_slot_and_leave_other_objects_to_it
         pass
 
     assert rasa_speedups._plain_copy(OwnCopy()).n == 2
-    assert rasa_speedups._plain_copy(WithSlots()).n == 3
+    assert rasa_speedups._plain_copy(WithSlots()).n == 3 and rasa_speedups._PLAIN_CLASSES[WithSlots] is False
     assert rasa_speedups._plain_copy(Reduced()).n == 5
     assert rasa_speedups._plain_copy(Mapping(k=1)) == {"k": 1}
     assert rasa_speedups._plain_copy([1, 2]) == [1, 2] and rasa_speedups._plain_copy(int) is int
