@@ -19,7 +19,9 @@ library. Measured with py-spy under load (bench/LOAD_RESULTS.md):
   checks a CSR matrix that Rasa then sorts and converts to COO, for every message;
 - every parse built an empty domain to check that the bot's domain is not empty;
 - every new tracker (a form's temporary one, each copy) copied each of the domain's slots through `copy.copy`'s
-  generic reduce protocol.
+  generic reduce protocol;
+- the message processor deep-copied the events of every action it ran, for debug log lines that are dropped
+  unless the log level is DEBUG.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ def install() -> None:
     _install_direct_count_vectors()
     _install_empty_domain_check()
     _install_plain_slot_copies()
+    _install_log_only_copies()
     _installed = True
 
 
@@ -665,3 +668,25 @@ def _install_plain_slot_copies() -> None:
     import rasa.shared.core.trackers as trackers
 
     _patch(trackers, "copy", _PlainCopyModule)
+
+
+class _LogOnlyCopies:
+    """Stands for the `copy` module in `rasa.core.processor`, where every deep copy is an argument of a debug log
+    call (copied so that an anonymizing log processor cannot change the events themselves). When the configured
+    structlog wrapper drops debug calls (`_nop`), the call does nothing with its arguments, and the copy is
+    skipped; at DEBUG level it is made as before."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        import structlog
+        from structlog._native import _nop
+
+        if getattr(structlog.get_config()["wrapper_class"], "debug", None) is _nop:
+            return value
+        return copy.deepcopy(value, memo)
+
+
+def _install_log_only_copies() -> None:
+    import rasa.core.processor as processor
+
+    _patch(processor, "copy", _LogOnlyCopies)

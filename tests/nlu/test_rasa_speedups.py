@@ -676,3 +676,25 @@ def test_plain_copies_are_copy_copy_for_every_slot_and_leave_other_objects_to_it
     tracker = DialogueStateTracker("s", domain.slots)
     assert [type(s) for s in tracker.slots.values()] == [type(s) for s in domain.slots]
     assert all(tracker.slots[s.name] is not s and tracker.slots[s.name].__dict__ == s.__dict__ for s in domain.slots)
+
+
+def test_the_processors_log_copies_are_skipped_only_when_debug_calls_are_dropped():
+    """rasa.core.processor deep-copies only for debug log lines: the copy is skipped while the structlog wrapper
+    drops debug calls, and made (a real deep copy) at DEBUG level."""
+    import logging
+
+    import rasa.core.processor as processor
+    import structlog
+    from rasa.shared.core.events import SlotSet
+
+    assert processor.copy is rasa_speedups._LogOnlyCopies
+    events = [SlotSet("order_no", {"nested": ["x"]})]
+    before = structlog.get_config()["wrapper_class"]
+    try:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.INFO))
+        assert processor.copy.deepcopy(events) is events
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+        copied = processor.copy.deepcopy(events)
+        assert copied == events and copied is not events and copied[0].value is not events[0].value
+    finally:
+        structlog.configure(wrapper_class=before)
