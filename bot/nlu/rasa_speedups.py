@@ -21,7 +21,8 @@ library. Measured with py-spy under load (bench/LOAD_RESULTS.md):
 - every new tracker (a form's temporary one, each copy) copied each of the domain's slots through `copy.copy`'s
   generic reduce protocol;
 - the message processor deep-copied the events of every action it ran, for debug log lines that are dropped
-  unless the log level is DEBUG.
+  unless the log level is DEBUG;
+- every state of every prediction built the set of entities its intent wants, for messages without entities.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ def install() -> None:
     _install_empty_domain_check()
     _install_plain_slot_copies()
     _install_log_only_copies()
+    _install_entity_free_states()
     _installed = True
 
 
@@ -676,17 +678,36 @@ class _LogOnlyCopies:
     structlog wrapper drops debug calls (`_nop`), the call does nothing with its arguments, and the copy is
     skipped; at DEBUG level it is made as before."""
 
-    @staticmethod
-    def deepcopy(value: Any, memo: Any = None) -> Any:
-        import structlog
-        from structlog._native import _nop
+    get_config: Any = None  # structlog.get_config and structlog's `_nop`, set at install
+    nop: Any = None
 
-        if getattr(structlog.get_config()["wrapper_class"], "debug", None) is _nop:
+    @classmethod
+    def deepcopy(cls, value: Any, memo: Any = None) -> Any:
+        if getattr(cls.get_config()["wrapper_class"], "debug", None) is cls.nop:
             return value
         return copy.deepcopy(value, memo)
 
 
 def _install_log_only_copies() -> None:
     import rasa.core.processor as processor
+    import structlog
+    from structlog._native import _nop
 
+    _LogOnlyCopies.get_config, _LogOnlyCopies.nop = structlog.get_config, _nop
     _patch(processor, "copy", _LogOnlyCopies)
+
+
+def _install_entity_free_states() -> None:
+    """A conversation state lists the entities of the latest message that its intent wants; most messages have
+    none, and then the answer is an empty set whatever the intent wants (Rasa built the set of the intent's
+    wanted entities for every state of every prediction first). Messages with entities are Rasa's own code."""
+    from rasa.shared.core.domain import Domain
+
+    original = Domain._get_featurized_entities
+
+    def _get_featurized_entities(self: Domain, latest_message: Any) -> Any:
+        if not latest_message.entities:
+            return set()
+        return original(self, latest_message)
+
+    _patch(Domain, "_get_featurized_entities", _get_featurized_entities)

@@ -28,6 +28,7 @@ ORIGINAL_COMBINE = rasa_speedups.ORIGINALS["Message._combine_features"]
 ORIGINAL_FAKE = rasa_speedups.ORIGINALS["rasa.utils.tensorflow.model_data_utils._create_fake_features"]
 ORIGINAL_COUNTS = rasa_speedups.ORIGINALS["CountVectorsFeaturizer._create_features"]
 ORIGINAL_IS_EMPTY = rasa_speedups.ORIGINALS["Domain.is_empty"]
+ORIGINAL_ENTITIES = rasa_speedups.ORIGINALS["Domain._get_featurized_entities"]
 
 GOOD = [
     {"events": [], "responses": []},
@@ -698,3 +699,23 @@ def test_the_processors_log_copies_are_skipped_only_when_debug_calls_are_dropped
         assert copied == events and copied is not events and copied[0].value is not events[0].value
     finally:
         structlog.configure(wrapper_class=before)
+
+
+def test_the_entities_of_a_state_are_rasas_for_every_intent_with_and_without_entities():
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+
+    domain = Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml"))
+    some = domain.entities[:3]
+    assert domain._get_featurized_entities is not ORIGINAL_ENTITIES and len(domain.intents) > 10 and some
+    lists = [[], [{"entity": name, "value": "x"} for name in some],
+             [{"entity": some[0], "value": "x", "role": "from"}, {"entity": some[-1], "value": "y", "group": "1"}],
+             [{"value": "no name"}]]
+    checked = 0
+    for intent in domain.intents + ["not_in_the_domain", None]:
+        for entities in lists:
+            message = UserUttered("text", {"name": intent, "confidence": 1.0}, entities)
+            mine, rasas = domain._get_featurized_entities(message), ORIGINAL_ENTITIES(domain, message)
+            assert type(mine) is type(rasas) and mine == rasas
+            checked += bool(rasas)
+    assert checked > 10  # some intents do want the entities given
