@@ -622,12 +622,10 @@ def _install_empty_domain_check() -> None:
     can change it."""
     from rasa.shared.core.domain import Domain
 
-    empty: Dict[str, Any] = {}
+    empty = Domain.empty().as_dict()
 
     def is_empty(self: Domain) -> bool:
-        if "data" not in empty:
-            empty["data"] = Domain.empty().as_dict()
-        return self.as_dict() == empty["data"]
+        return self.as_dict() == empty
 
     _patch(Domain, "is_empty", is_empty)
 

@@ -39,12 +39,16 @@ class OrderView:
 
     @classmethod
     def of(cls, order: Order | OrderFacts) -> "OrderView":
-        return cls(
-            order_no=order.order_no, state=order.state, state_label=STATE_LABELS.get(order.state, order.state),
-            payment=order.payment, paid_fen=order.paid_fen, created_at=order.created_at,
-            lines=tuple(OrderLine(i.id, i.name, i.spec, i.unit_price_fen, i.quantity, i.home_goods)
-                        for i in order.items),
-        )
+        return cls.labelled(order.order_no, order.state, order.payment, order.paid_fen, order.created_at,
+                            tuple(OrderLine(i.id, i.name, i.spec, i.unit_price_fen, i.quantity, i.home_goods)
+                                  for i in order.items))
+
+    @classmethod
+    def labelled(cls, order_no: str, state: str, payment: str, paid_fen: int, created_at: datetime,
+                 lines: tuple[OrderLine, ...]) -> "OrderView":
+        """The view with its state's label for buyers."""
+        return cls(order_no=order_no, state=state, state_label=STATE_LABELS.get(state, state), payment=payment,
+                   paid_fen=paid_fen, created_at=created_at, lines=lines)
 
 
 # The buyer's orders with their lines in one query, newest first (the chat offers them on most applications).
@@ -64,9 +68,8 @@ def orders_of_buyer(svc: Services, buyer_id: int) -> list[OrderView]:
     orders: dict[str, list[dict]] = {}
     for row in rows:
         orders.setdefault(row["order_no"], []).append(row)
-    return [OrderView(order_no=no, state=r[0]["state"], state_label=STATE_LABELS.get(r[0]["state"], r[0]["state"]),
-                      payment=r[0]["payment"], paid_fen=r[0]["paid_fen"], created_at=r[0]["created_at"],
-                      lines=order_lines(r))
+    return [OrderView.labelled(no, r[0]["state"], r[0]["payment"], r[0]["paid_fen"], r[0]["created_at"],
+                               order_lines(r))
             for no, r in orders.items()]
 
 
