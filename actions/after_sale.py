@@ -12,16 +12,19 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
-from actions.common import ServiceAction, buyer_id_of, current_services, domain_or_local, off_the_loop, shop_of
+from actions.common import (ServiceAction, buyer_id_of, current_services, domain_or_local, local_domain,
+                            off_the_loop, shop_of)
+from actions.status import status_text
 from bot.clock import format_local
 from bot.domain.accounts import parse_account
-from bot.domain.errors import AmountMismatch, DomainError, NotEligible
+from bot.domain.errors import AlreadyInProgress, AmountMismatch, DomainError, NotEligible
 from bot.domain.money import Pick, yuan
 from bot.domain.policy import who_pays_text
 from bot.domain.workflow import Kind
 from bot.nlu.topics import reason_of_intent
 from bot.services import after_sales
 from bot.services.orders import OrderView, order_of_buyer, orders_of_buyer
+from bot.services.status import open_facts_on_order
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,9 +220,31 @@ def rasa_will_reject(tracker: Tracker, events: list) -> bool:
         tracker.active_loop.get("name")]
 
 
+def answer_already_requested(dispatcher: CollectingDispatcher, tracker: Tracker, exc: AlreadyInProgress) -> list:
+    """The items are in a request still being worked: submitted in another turn or on another device, or by an
+    action call that finished after the Rasa replica waiting for it died. Say which request and where it
+    stands, instead of asking for them again."""
+    facts = open_facts_on_order(current_services(), buyer_id_of(tracker), tracker.get_slot("order_no"))
+    if not facts:  # someone else's request on a shared order, or it closed in between
+        dispatcher.utter_message(response="utter_error_generic", message=exc.message)
+        return []
+    for item in facts[:3]:
+        dispatcher.utter_message(response="utter_already_requested", request_id=item.request_id, items=item.items,
+                                 status_text=status_text(local_domain(), item))
+    return [SlotSet("request_id", float(facts[-1].request_id))]
+
+
 def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     """The form is filled: create the request and say what happens next, by when (or say why not)."""
     reset = [SlotSet(slot, None) for slot in FORM_SLOTS]
+    try:
+        return reset + submit_or_decline(dispatcher, tracker)
+    except AlreadyInProgress as exc:
+        return reset + answer_already_requested(dispatcher, tracker, exc)
+
+
+def submit_or_decline(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
+    """Submit what the buyer confirmed, or say why nothing was submitted; the events besides the form's reset."""
     if tracker.get_slot("confirmed") is not True:
         # Either nothing applies (the form stopped before asking) or the buyer declined.
         quote = _quote(tracker)
@@ -227,7 +252,7 @@ def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> li
             dispatcher.utter_message(response="utter_not_accepted", explanation=quote.decision.explanation)
         else:
             dispatcher.utter_message(response="utter_cancelled_application")
-        return reset
+        return []
     shown = tracker.get_slot("quoted_total_fen")
     try:
         view, quote = after_sales.submit_with_quote(
@@ -243,13 +268,13 @@ def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> li
     except AmountMismatch as exc:
         dispatcher.utter_message(response="utter_amount_changed", shown=yuan(int(shown or 0)),
                                  now=yuan(int(exc.details["expected"])))  # type: ignore[call-overload]
-        return reset
+        return []
     except NotEligible as exc:
         if "rule" not in exc.details:  # the order itself (cancelled, too old): the generic answer
             raise
         # The shop's rules no longer accept it (they changed after the buyer confirmed).
         dispatcher.utter_message(response="utter_not_accepted", explanation=exc.message)
-        return reset
+        return []
     hours = int(quote.review_window.total_seconds() // 3600)
     dispatcher.utter_message(
         response="utter_submitted", kind_label=KIND_LABELS[Kind(view.kind)], request_id=view.id,
@@ -261,7 +286,7 @@ def submit_application(dispatcher: CollectingDispatcher, tracker: Tracker) -> li
     if evidence_needed(quote, tracker) and not evidence_ids(tracker.get_slot("evidence")):
         dispatcher.utter_message(response="utter_submitted_evidence")
     dispatcher.utter_message(response="utter_anti_scam")
-    return [*reset, SlotSet("request_id", float(view.id))]
+    return [SlotSet("request_id", float(view.id))]
 
 
 def activated_now(tracker: Tracker) -> bool:
@@ -338,6 +363,10 @@ class ValidateAfterSaleForm(FormValidationAction):
         if tracker.get_slot("order_no") and tracker.get_slot("reason"):
             try:
                 quote = _quote(tracker)
+            except AlreadyInProgress:
+                # Nothing to ask: the submit step says where the request that holds the items stands. The slots
+                # filled stay required, so this turn's answer (确认) is validated and Rasa does not reject it.
+                return [s for s in slots if s in ("order_no", "reason") or tracker.get_slot(s) is not None]
             except DomainError:
                 return slots
             if not quote.decision.accepted:

@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, select
 from bot.clock import format_local
 from bot.domain.money import yuan
 from bot.persistence.direct import DirectConnection, in_read, keep_prepared
+from bot.domain.workflow import OPEN, Status
 from bot.persistence.models import AfterSale, AfterSaleItem, Order, OrderItem, Payout, Shop
 from bot.services.arrival import arrival_by
 from bot.services.context import Services
@@ -50,6 +51,13 @@ OF_REQUEST = tuple(keep_prepared(statement) for statement in (
     _REQUESTS.where(AfterSale.id == bindparam("request_id"), AfterSale.buyer_id == bindparam("buyer_id")),
     _LINES.where(AfterSaleItem.after_sale_id == bindparam("request_id")),
     _PAYOUTS.where(Payout.after_sale_id == bindparam("request_id"))))
+_ON_ORDER_IDS = (select(AfterSale.id).join(Order, Order.id == AfterSale.order_id)
+                 .where(AfterSale.buyer_id == bindparam("buyer_id"), Order.order_no == bindparam("order_no"))
+                 .scalar_subquery())
+ON_ORDER = tuple(keep_prepared(statement) for statement in (
+    _REQUESTS.where(AfterSale.id.in_(_ON_ORDER_IDS)).order_by(AfterSale.id),
+    _LINES.where(AfterSaleItem.after_sale_id.in_(_ON_ORDER_IDS)),
+    _PAYOUTS.where(Payout.after_sale_id.in_(_ON_ORDER_IDS))))
 
 
 def _read(db: DirectConnection, statements: tuple, params: dict) -> list[StatusFacts]:
@@ -87,3 +95,11 @@ def facts_of_request(svc: Services, request_id: int, buyer_id: int) -> StatusFac
     found = in_read(svc.sessions.kw["bind"], lambda db: _read(
         db, OF_REQUEST, {"request_id": request_id, "buyer_id": buyer_id}))
     return found[0] if found else None
+
+
+def open_facts_on_order(svc: Services, buyer_id: int, order_no: str) -> list[StatusFacts]:
+    """The buyer's requests on one order that are still being worked, oldest first. An order has few requests:
+    the closed ones are dropped here (a kept statement cannot hold an IN list of statuses)."""
+    found = in_read(svc.sessions.kw["bind"], lambda db: _read(
+        db, ON_ORDER, {"buyer_id": buyer_id, "order_no": order_no}))
+    return [facts for facts in found if Status(facts.status) in OPEN]

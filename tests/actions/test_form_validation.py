@@ -231,3 +231,47 @@ def test_the_start_reads_the_buyers_orders_once(services, monkeypatch):
     reads.clear()
     _, events = validate(starting(1, "质量太差", "reason_quality"))  # several orders: the question reads none
     assert slot_events(events)["requested_slot"] == "order_no" and reads == ["orders_of_buyer"]
+
+
+def test_confirming_a_request_already_submitted_answers_with_it(services):
+    """The 确认 went through once, but no Rasa replica recorded that turn (the replica died while its action call
+    finished): the buyer says 确认 again. The form answers with the request, not with a question for an account."""
+    confirm = form_tracker(3, {**QUALITY, "evidence": "later", "quoted_total_fen": 19900.0}, listened("确认"),
+                           {"confirmed": True}, "confirmed", "确认", "affirm")
+    _, first = validate(confirm)
+    request_id = slot_events(first)["request_id"]
+    messages, events = validate(confirm)
+    assert responses(messages) == ["utter_already_requested"]
+    assert messages[0]["request_id"] == request_id and messages[0]["items"] == "针织开衫×1"
+    assert "商家审核中" in messages[0]["status_text"]  # where it stands, with its deadline
+    slots = slot_events(events)
+    assert slots["requested_slot"] is None and slots["request_id"] == request_id and slots["order_no"] is None
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AfterSale)) == 1
+
+
+def test_a_new_application_for_items_in_a_request_ends_with_that_request(services):
+    """Buyer 3's only order is under review: asking again names the request instead of asking for photos."""
+    after_sales_submit(services)
+    messages, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    assert responses(messages) == ["utter_apologise_reason", "utter_already_requested"]
+    assert slot_events(events)["requested_slot"] is None
+    with services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(AfterSale)) == 1
+
+
+def test_items_taken_by_a_request_that_closed_meanwhile_get_the_plain_reason(services, monkeypatch):
+    """The quote found the items held, but the request closed before it was read: say why, not nothing."""
+    import actions.after_sale as after_sale
+
+    after_sales_submit(services)
+    monkeypatch.setattr(after_sale, "open_facts_on_order", lambda *a: [])
+    messages, events = validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    assert responses(messages) == ["utter_apologise_reason", "utter_error_generic"]
+    assert "已经在售后中" in messages[1]["message"] and slot_events(events)["requested_slot"] is None
+
+
+def after_sales_submit(services) -> None:
+    from bot.services import after_sales
+
+    after_sales.submit(services, buyer_id=3, order_no=ORDER, reason="quality", words="开线了")

@@ -6,9 +6,10 @@ from bot.domain.workflow import Role
 from bot.persistence.direct import DirectConnection
 from bot.services import after_sales
 from bot.services.after_sales import Actor
-from bot.services.status import facts_of_buyer, facts_of_request
+from bot.services.status import facts_of_buyer, facts_of_request, open_facts_on_order
 
 REVIEWER, SUPERVISOR = Actor("staff:li", Role.REVIEWER), Actor("staff:zhou", Role.SUPERVISOR)
+BUYER_2 = after_sales.buyer_actor(2)
 
 
 def statements(svc, monkeypatch):
@@ -56,3 +57,14 @@ def test_the_most_recent_requests_come_first_up_to_the_limit(svc):
     newer = after_sales.submit(svc, buyer_id=2, order_no="202611200000000202", reason="quality")
     assert [f.request_id for f in facts_of_buyer(svc, 2)] == [newer.id, older.id]
     assert [f.request_id for f in facts_of_buyer(svc, 2, limit=1)] == [newer.id]
+
+
+def test_the_open_requests_on_one_order_are_the_buyers_own_still_worked_ones(svc):
+    cancelled = after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
+    after_sales.act(svc, cancelled.id, "cancel", actor=BUYER_2)
+    assert open_facts_on_order(svc, 2, "202611200000000201") == []  # closed requests hold nothing
+    held = after_sales.submit(svc, buyer_id=2, order_no="202611200000000201", reason="quality")
+    after_sales.submit(svc, buyer_id=2, order_no="202611200000000202", reason="quality")  # another order
+    [facts] = open_facts_on_order(svc, 2, "202611200000000201")
+    assert (facts.request_id, facts.status, facts.items) == (held.id, "requested", "羊毛大衣×1") and facts.deadline
+    assert open_facts_on_order(svc, 3, "202611200000000201") == []  # someone else's order tells nothing
