@@ -719,3 +719,40 @@ def test_the_entities_of_a_state_are_rasas_for_every_intent_with_and_without_ent
             assert type(mine) is type(rasas) and mine == rasas
             checked += bool(rasas)
     assert checked > 10  # some intents do want the entities given
+
+
+def test_a_payload_is_parsed_as_rasa_parses_it_without_running_the_nlu_components(monkeypatch):
+    """Buttons send payloads: their parse is Rasa's, and the graph (jieba, spaCy rules, DIET …) does not run for
+    a payload of a known intent. Anything else, malformed payloads included, still goes through the graph."""
+    import asyncio
+
+    from rasa.core.agent import load_agent
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+
+    original = rasa_speedups.ORIGINALS["MessageProcessor._parse_message_with_graph"]
+    assert MessageProcessor._parse_message_with_graph is not original
+    agent = asyncio.run(load_agent(str(Path(__file__).resolve().parents[2] / "models" / "current.tar.gz")))
+    processor = agent.processor
+    graph_runs = []
+    real_run = type(processor.graph_runner).run
+    monkeypatch.setattr(type(processor.graph_runner), "run",
+                        lambda self, *a, **k: graph_runs.append(1) or real_run(self, *a, **k))
+    payloads = ["/deny", "/affirm", "  /affirm  ", "/affirm@0.7", '/inform{"order_no":"202611200000000104"}',
+                '/inform{"picks":"4:1"}', '/inform{"picks":"all"}', '/inform{"evidence_id": "12"}',
+                '/inform{"resolution":"return_refund"}', '/inform{"order_no":"1"} and more',
+                '/inform{"no_such_entity":"x"}', "/inform{not json"]  # Rasa's too: /inform, the rest dropped
+    others = ["你好", "衣服穿了一次就开线了，我要退货", "/no_such_intent", "/", "/ 退货", "/{}",
+              "确认 /deny", "？？？？"]
+    for text in payloads + others:
+        for only_output in (True, False):
+            tracker = DialogueStateTracker("parse", processor.domain.slots)
+            graph_runs.clear()
+            mine = processor._parse_message_with_graph(UserMessage(text, message_id="m"), tracker, only_output)
+            mine_ran = len(graph_runs)
+            theirs = original(processor, UserMessage(text, message_id="m"), tracker, only_output)
+            assert mine == theirs, text
+            assert mine_ran == (0 if text in payloads else 1), text
+    unpacked = processor._parse_message_with_graph(UserMessage('/inform{"picks":"4:1"}'), None)
+    assert unpacked["intent"] == {"name": "inform", "confidence": 1.0}
+    assert unpacked["entities"][0]["entity"] == "picks" and unpacked["entities"][0]["value"] == "4:1"
