@@ -555,33 +555,13 @@ class StackBench:
         args, name, stack = self.args, self.name, self.stack
         since = time.time()
         before = cpu_snapshot(stack)
-        profile: dict = {}
-        spy_thread = None
-        if not self.floor and c == max(args.sat) and args.profile:
-            import threading
-
-            def spy() -> None:
-                time.sleep(3)
-                for proc_name in ("rasa-1", "actions-1"):
-                    pid = stack.procs[proc_name].pid
-                    raw = self.profile_dir / f"{proc_name}.txt"
-                    profile[proc_name] = pyspy_profile(pid, max(5, int(args.sat_duration / 2) - 4), raw)
-                    profile[proc_name + " functions"] = top_functions(
-                        raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
-
-            spy_thread = threading.Thread(target=spy)
-            spy_thread.start()
         r = run(self.url, self.population, buyers=c, pause=0.0, duration=args.sat_duration, spread=0,
                 floor=self.floor, name=f"nopause-{c}", max_conversations=args.max_conversations)
         after = cpu_snapshot(stack)
-        if spy_thread is not None:
-            spy_thread.join()
         self.results.append(r)
         ok = sum(s.ok for s in r.samples)
         cpu = {k: (after.get(k, 0) - before.get(k, 0)) / max(ok, 1) * 1000 for k in after}
         self.out["saturation"].append((r, cpu))
-        if profile:
-            self.out["profile"] = profile
         self.out["nginx"] = nginx_split(self.cfg.log_dir / "nginx-access.log", since, self.cfg.ports.rasa,
                                         self.cfg.ports.actions)
         print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
@@ -593,6 +573,32 @@ class StackBench:
         if self.out["nginx"].get("action_calls_per_message"):
             print(f"[{name}]     action calls: " + ", ".join(f"{k} {v:.4g}" for k, v in self.out["nginx"].items()),
                   flush=True)
+
+    def profile(self, c: int) -> None:
+        """Where a Rasa replica and an action server spend their time (py-spy), under `c` buyers without pause,
+        in a run of its own after the measured ones: py-spy's own CPU would slow the run it samples."""
+        args, stack, profile = self.args, self.stack, {}
+        seconds = max(5, int(args.sat_duration / 2) - 4)
+
+        def spy() -> None:
+            time.sleep(2)
+            for proc_name in ("rasa-1", "actions-1"):
+                raw = self.profile_dir / f"{proc_name}.txt"
+                profile[proc_name] = pyspy_profile(stack.procs[proc_name].pid, seconds, raw)
+                profile[proc_name + " functions"] = top_functions(
+                    raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
+
+        import threading
+
+        spy_thread = threading.Thread(target=spy)
+        spy_thread.start()
+        r = run(self.url, self.population, buyers=c, pause=0.0, duration=2 * seconds + 6, spread=0,
+                floor=self.floor, name=f"profile-{c}", max_conversations=args.max_conversations)
+        spy_thread.join()
+        self.results.append(r)  # checked in the databases like every other run
+        self.out["profile"] = profile
+        print(f"[{self.name}] profiled under {c} buyers without pause ({r.throughput:.1f} msg/s, not a measurement)",
+              flush=True)
 
     def check(self) -> None:
         self.out["checks"] = check_conversations(self.stack, self.results, with_app=not self.floor)
@@ -616,6 +622,10 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
         for i, (measure, level) in enumerate(turns):
             for stack in (stacks if i % 2 == 0 else stacks[::-1]):
                 measure(stack, level)
+        if args.profile:
+            for stack in stacks:
+                if not stack.floor:
+                    stack.profile(max(args.sat))
         for stack in stacks:
             stack.check()
     finally:
@@ -721,6 +731,9 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
                   f"{n['action_time_per_message_s'] * 1000:.0f} ms in {n['action_calls_per_message']:.1f} "
                   f"custom-action calls (on average {n.get('action_request_bytes', 0) / 1024:.1f} KiB sent to the action "
                   f"server and {n.get('action_response_bytes', 0) / 1024:.1f} KiB back per call)."]
+    if bot.get("profile"):
+        lines += ["", f"py-spy sampled a replica and an action server in a run of its own under {max(args.sat)} buyers "
+                  "without pause, after the measured runs (its own CPU would have slowed a measured run)."]
     for proc_name, shares in (bot.get("profile") or {}).items():
         if shares and proc_name.endswith(" functions"):
             lines += ["", f"py-spy, {proc_name.split()[0]}: functions by inclusive share of busy samples:", "",
@@ -760,8 +773,9 @@ def main() -> int:
     started, load = time.time(), os.getloadavg()
     tag = uuid.uuid4().hex[:6]
     extra_env = dict(item.split("=", 1) for item in args.env)
-    ids_needed = 2 * (sum(args.levels) * int(args.duration / 15 + 2) + sum(args.sat) * int(args.sat_duration / 2)) + 8
-    ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat)) + 8)
+    ids_needed = 2 * (sum(args.levels) * int(args.duration / 15 + 2) + sum(args.sat) * int(args.sat_duration / 2)
+                      + max(args.sat) * int(args.sat_duration / 2)) + 8  # the last term: the profile run
+    ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat) + 1) + 8)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         work = Path(tmp)
         profile_dir = ROOT / "var" / "load-bench-profile"
