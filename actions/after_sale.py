@@ -142,12 +142,25 @@ def ask_order_no(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     return []
 
 
+def free_of_order(tracker: Tracker, order_no: str) -> dict[int, int]:
+    """How many of each line of the order a new request can still take."""
+    buyer_id = buyer_id_of(tracker)
+    return _once_per_run(("free", buyer_id, order_no),
+                         lambda: after_sales.free_quantities(current_services(), buyer_id, order_no))
+
+
 def ask_picks(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
-    """Which items of the order: a button for each line, and one for all of them."""
+    """Which items of the order: a button for each line that can still take a request, and one for all of
+    them. Lines that requests under way hold, or that were refunded, are named instead of offered."""
     order = buyer_order(tracker, tracker.get_slot("order_no"))
-    buttons = [{"title": f"{line.name}（{line.spec}）×{line.quantity}",
-                "payload": f'/inform{{"picks":"{line.id}:{line.quantity}"}}'} for line in order.lines]
-    buttons.append({"title": "全部商品", "payload": '/inform{"picks":"all"}'})
+    free = free_of_order(tracker, order.order_no)
+    taken = [line.name for line in order.lines if free.get(line.id, line.quantity) <= 0]
+    if taken:
+        dispatcher.utter_message(response="utter_items_taken", items="、".join(taken))
+    offered = [(line, free.get(line.id, line.quantity)) for line in order.lines if free.get(line.id, line.quantity) > 0]
+    buttons = [{"title": f"{line.name}（{line.spec}）×{quantity}",
+                "payload": f'/inform{{"picks":"{line.id}:{quantity}"}}'} for line, quantity in offered]
+    buttons.append({"title": "全部商品" if not taken else "其余全部商品", "payload": '/inform{"picks":"all"}'})
     dispatcher.utter_message(response="utter_choose_items", count=len(order.lines), buttons=buttons)
     return []
 
@@ -474,6 +487,16 @@ class ValidateAfterSaleForm(FormValidationAction):
                 return self.invalid(dispatcher, tracker, "picks")
             if pick.quantity > line.quantity:
                 dispatcher.utter_message(response="utter_quantity_too_large", bought=line.quantity)
+                return self.invalid(dispatcher, tracker, "picks")
+        # Items a request under way holds, or that were refunded: asked again, with only what is left offered
+        # (the question names the lines wholly taken).
+        free = free_of_order(tracker, order.order_no) if picks else {}
+        for pick in picks or []:
+            left = free.get(pick.line_id, pick.quantity)
+            if pick.quantity > left:
+                if left > 0:
+                    dispatcher.utter_message(response="utter_error_generic", message=(
+                        f"{lines[pick.line_id].name}还可以申请{left}件，其余的已经在售后中或已经退款了。"))
                 return self.invalid(dispatcher, tracker, "picks")
         return {"picks": str(value), "invalid_attempts": 0.0}
 

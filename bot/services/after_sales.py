@@ -331,6 +331,17 @@ def _quantities_taken(db: Db, order: Order | OrderFacts) -> Taken:
     return Taken(held, refunded, spoken_for, freight_taken)
 
 
+def free_quantities(svc: Services, buyer_id: int, order_no: str) -> dict[int, int]:
+    """How many of each line of the buyer's order a new request can still take: bought, less what requests
+    still being worked hold and what was refunded."""
+    def read(db: Db) -> dict[int, int]:
+        order = own_order_facts(db, buyer_id, order_no)
+        taken = _quantities_taken(db, order)
+        return {i.id: i.quantity - taken.held.get(i.id, 0) - taken.refunded.get(i.id, (0, 0))[0] for i in order.items}
+
+    return in_read(svc.sessions.kw["bind"], read)
+
+
 def kind_for_order(order: Order | OrderFacts, resolution: str | None, decision: Decision, at: datetime, policy: Policy) -> Kind:
     """The order's state decides the path; the buyer's wish only chooses among what it allows."""
     state = order.state

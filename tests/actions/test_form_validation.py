@@ -275,3 +275,48 @@ def after_sales_submit(services) -> None:
     from bot.services import after_sales
 
     after_sales.submit(services, buyer_id=3, order_no=ORDER, reason="quality", words="开线了")
+
+
+TWO_LINES = "202611200000000104"  # buyer 1: 针织开衫 ×1 (line 4) and 棉袜三双装 ×2 (line 5)
+
+
+def items_question(services) -> list[dict]:
+    before = listened(f'/inform{{"order_no":"{TWO_LINES}"}}')
+    messages, events = validate(form_tracker(1, {"reason": "quality"}, before, {"order_no": TWO_LINES}, "order_no"))
+    assert slot_events(events)["requested_slot"] == "picks"
+    return messages
+
+
+def test_the_items_question_offers_only_what_a_new_request_can_take(services):
+    from bot.domain.money import Pick
+    from bot.services import after_sales
+
+    after_sales.submit(services, buyer_id=1, order_no=TWO_LINES, reason="quality", picks=[Pick(5, 1)])
+    messages = items_question(services)
+    assert responses(messages) == ["utter_choose_items"]  # one pair of socks is left: still offered
+    assert [b["title"] for b in messages[0]["buttons"]] == ["针织开衫（米白 M）×1", "棉袜三双装（混色 均码）×1", "全部商品"]
+    after_sales.submit(services, buyer_id=1, order_no=TWO_LINES, reason="quality", picks=[Pick(4, 1)])
+    messages = items_question(services)
+    assert responses(messages) == ["utter_items_taken", "utter_choose_items"]
+    assert messages[0]["items"] == "针织开衫"
+    assert [b["payload"] for b in messages[1]["buttons"]] == ['/inform{"picks":"5:1"}', '/inform{"picks":"all"}']
+    assert messages[1]["buttons"][-1]["title"] == "其余全部商品"
+
+
+def test_picking_items_a_request_holds_asks_again(services):
+    from bot.domain.money import Pick
+    from bot.services import after_sales
+
+    after_sales.submit(services, buyer_id=1, order_no=TWO_LINES, reason="quality", picks=[Pick(4, 1)])
+    slots = {"reason": "quality", "order_no": TWO_LINES}
+    t = form_tracker(1, slots, listened('/inform{"picks":"4:1"}'), {"picks": "4:1"}, "picks")
+    messages, events = validate(t)
+    assert responses(messages) == ["utter_items_taken", "utter_choose_items"]  # named once, by the question
+    assert messages[0]["items"] == "针织开衫" and slot_events(events)["picks"] is None
+    t = form_tracker(1, slots, listened('/inform{"picks":"5:2"}'), {"picks": "5:2"}, "picks")
+    _, events = validate(t)
+    assert slot_events(events)["picks"] == "5:2"  # the socks are free: the answer stands
+    after_sales.submit(services, buyer_id=1, order_no=TWO_LINES, reason="quality", picks=[Pick(5, 1)])
+    messages, events = validate(t)
+    assert responses(messages)[0] == "utter_error_generic" and slot_events(events)["picks"] is None
+    assert messages[0]["message"] == "棉袜三双装还可以申请1件，其余的已经在售后中或已经退款了。"
