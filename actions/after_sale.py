@@ -153,13 +153,13 @@ def ask_picks(dispatcher: CollectingDispatcher, tracker: Tracker) -> list:
     """Which items of the order: a button for each line that can still take a request, and one for all of
     them. Lines that requests under way hold, or that were refunded, are named instead of offered."""
     order = buyer_order(tracker, tracker.get_slot("order_no"))
-    free = free_of_order(tracker, order.order_no)
-    taken = [line.name for line in order.lines if free.get(line.id, line.quantity) <= 0]
+    free = free_of_order(tracker, order.order_no)  # every line of the order
+    taken = [line.name for line in order.lines if free[line.id] <= 0]
     if taken:
         dispatcher.utter_message(response="utter_items_taken", items="、".join(taken))
-    offered = [(line, free.get(line.id, line.quantity)) for line in order.lines if free.get(line.id, line.quantity) > 0]
-    buttons = [{"title": f"{line.name}（{line.spec}）×{quantity}",
-                "payload": f'/inform{{"picks":"{line.id}:{quantity}"}}'} for line, quantity in offered]
+    buttons = [{"title": f"{line.name}（{line.spec}）×{free[line.id]}",
+                "payload": f'/inform{{"picks":"{line.id}:{free[line.id]}"}}'}
+               for line in order.lines if free[line.id] > 0]
     buttons.append({"title": "全部商品" if not taken else "其余全部商品", "payload": '/inform{"picks":"all"}'})
     dispatcher.utter_message(response="utter_choose_items", count=len(order.lines), buttons=buttons)
     return []
@@ -492,7 +492,7 @@ class ValidateAfterSaleForm(FormValidationAction):
         # (the question names the lines wholly taken).
         free = free_of_order(tracker, order.order_no) if picks else {}
         for pick in picks or []:
-            left = free.get(pick.line_id, pick.quantity)
+            left = free[pick.line_id]  # a line of the order: checked above
             if pick.quantity > left:
                 if left > 0:
                     dispatcher.utter_message(response="utter_error_generic", message=(

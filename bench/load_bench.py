@@ -41,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -577,18 +578,16 @@ class StackBench:
     def profile(self, c: int) -> None:
         """Where a Rasa replica and an action server spend their time (py-spy), under `c` buyers without pause,
         in a run of its own after the measured ones: py-spy's own CPU would slow the run it samples."""
-        args, stack, profile = self.args, self.stack, {}
+        args, stack, shares = self.args, self.stack, {}
         seconds = max(5, int(args.sat_duration / 2) - 4)
 
         def spy() -> None:
             time.sleep(2)
             for proc_name in ("rasa-1", "actions-1"):
                 raw = self.profile_dir / f"{proc_name}.txt"
-                profile[proc_name] = pyspy_profile(stack.procs[proc_name].pid, seconds, raw)
-                profile[proc_name + " functions"] = top_functions(
+                shares[proc_name] = pyspy_profile(stack.procs[proc_name].pid, seconds, raw)
+                shares[proc_name + " functions"] = top_functions(
                     raw, "rasa/core/" if proc_name.startswith("rasa") else "/work/", 12)
-
-        import threading
 
         spy_thread = threading.Thread(target=spy)
         spy_thread.start()
@@ -596,7 +595,7 @@ class StackBench:
                 floor=self.floor, name=f"profile-{c}", max_conversations=args.max_conversations)
         spy_thread.join()
         self.results.append(r)  # checked in the databases like every other run
-        self.out["profile"] = profile
+        self.out["profile"] = shares
         print(f"[{self.name}] profiled under {c} buyers without pause ({r.throughput:.1f} msg/s, not a measurement)",
               flush=True)
 

@@ -331,13 +331,18 @@ def _quantities_taken(db: Db, order: Order | OrderFacts) -> Taken:
     return Taken(held, refunded, spoken_for, freight_taken)
 
 
+def _left_per_line(order: Order | OrderFacts, taken: Taken) -> dict[int, int]:
+    """What a new request can still take of each line: bought, less what open requests hold and what was
+    refunded."""
+    return {i.id: i.quantity - taken.held.get(i.id, 0) - taken.refunded.get(i.id, (0, 0))[0] for i in order.items}
+
+
 def free_quantities(svc: Services, buyer_id: int, order_no: str) -> dict[int, int]:
     """How many of each line of the buyer's order a new request can still take: bought, less what requests
     still being worked hold and what was refunded."""
     def read(db: Db) -> dict[int, int]:
         order = own_order_facts(db, buyer_id, order_no)
-        taken = _quantities_taken(db, order)
-        return {i.id: i.quantity - taken.held.get(i.id, 0) - taken.refunded.get(i.id, (0, 0))[0] for i in order.items}
+        return _left_per_line(order, _quantities_taken(db, order))
 
     return in_read(svc.sessions.kw["bind"], read)
 
@@ -389,8 +394,7 @@ def _quote(session: Db, svc: Services, *, buyer_id: int, order_no: str, picks: l
     held, refunded = taken.held, taken.refunded
     lines = [Line(i.id, i.unit_price_fen, i.quantity) for i in order.items]
     if not picks:
-        picks = [Pick(i.id, i.quantity - held.get(i.id, 0) - refunded.get(i.id, (0, 0))[0]) for i in order.items]
-        picks = [p for p in picks if p.quantity > 0]
+        picks = [Pick(line_id, left) for line_id, left in _left_per_line(order, taken).items() if left > 0]
         if not picks:
             raise errors.AlreadyInProgress("这笔订单的商品都已经在售后中或已退款了", order_no=order_no)
     by_id = {i.id: i for i in order.items}

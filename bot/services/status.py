@@ -6,8 +6,8 @@ from sqlalchemy import bindparam, select
 
 from bot.clock import format_local
 from bot.domain.money import yuan
-from bot.persistence.direct import DirectConnection, in_read, keep_prepared
 from bot.domain.workflow import OPEN, Status
+from bot.persistence.direct import DirectConnection, in_read, keep_prepared
 from bot.persistence.models import AfterSale, AfterSaleItem, Order, OrderItem, Payout, Shop
 from bot.services.arrival import arrival_by
 from bot.services.context import Services
