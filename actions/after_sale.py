@@ -443,6 +443,17 @@ class ValidateAfterSaleForm(FormValidationAction):
             result["confirmed"] = None
         return result
 
+    # Nothing to check for these two: extract_reason sets a recognised reason only, and the domain's mapping sets
+    # `confirmed` from an affirmation while the form runs. Without a validator rasa_sdk logs a warning for the
+    # slot on every turn of every application.
+    async def validate_reason(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                              domain: DomainDict) -> dict:
+        return {"reason": value}
+
+    async def validate_confirmed(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> dict:
+        return {"confirmed": value}
+
     async def validate_order_no(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                 domain: DomainDict) -> dict:
         try:

@@ -16,11 +16,14 @@ and drives them with two shapes:
   - no pause: C buyers sending back to back for a fixed time; throughput in messages per second (the
     highest over the concurrencies tried is the saturation throughput).
 A conversation is the whole refund: greeting, the reason (quality), "photos later", the quote, "确认"
-(submitted), "where is my refund", thanks — 6 messages, each checked for its expected answer. Afterwards every
+(submitted), "where is my refund", thanks — 6 messages, each checked for its expected answer. Each message is
+one of several phrasings (5,040 quality complaints, 5 of each short step), so the replicas' parse cache meets
+repeats as often as buyers' varied texts allow; the share of messages it answered is printed per run. Afterwards every
 conversation is checked in the databases: each message answered is in the tracker store exactly once, each
 completed buyer has exactly one request (nothing lost, nothing duplicated).
-During the BOT's saturation run it profiles: CPU seconds per message by process kind (/proc), where Rasa and
-an action server spend their time (py-spy, when installed), and the time in action calls (nginx log).
+In the saturation runs it measures CPU seconds per message by process kind (/proc) and the time in action calls
+(nginx log); after the measured runs, where a bot replica and an action server spend their time (py-spy, when
+installed).
 
 Prints the figures and writes bench/LOAD_RESULTS.md. Loops are bounded by count and time.
 
@@ -65,15 +68,29 @@ PG_SERVER = os.environ.get("BOT_BENCH_PG_SERVER", "postgresql://postgres@127.0.0
 REPORT = ROOT / "bench" / "LOAD_RESULTS.md"
 STACK_SPACING = 3500  # between the stacks' port layouts, each 3,095 ports wide (5005 … 8100)
 
-# The whole refund conversation of a buyer with one delivered 针织开衫, and what each answer must contain.
-CONVERSATION: list[tuple[str, str]] = [
-    ("你好", "您好"),
-    ("衣服穿了一次就开线了，我要退货", "照片"),
-    ("/deny", "¥199.00"),
-    ("确认", "已为您提交"),
-    ("我的退款到哪了", "商家审核中"),
-    ("谢谢", "不客气"),
+# The whole refund conversation of a buyer with one delivered 针织开衫: each step's phrasings (a conversation picks
+# one of them, so the parse cache meets texts as varied as buyers write them) and what the answer must contain.
+def _quality_reasons() -> tuple[str, ...]:
+    """Quality complaints like buyers write them: 5 × 6 × 6 × 7 × 4 = 5,040 sentences, so that few repeat (a
+    buyer's own words seldom repeat another's)."""
+    hello = ["", "亲，", "客服你好，", "你好，", "在吗，"]
+    what = ["衣服", "这件衣服", "开衫", "这件开衫", "毛衣", "针织开衫"]
+    when = ["穿了一次就", "才穿两天就", "刚到手就", "洗了一次就", "没穿几次就", "第一次穿就"]
+    defect = ["开线了", "破了个洞", "脱线了", "起球了", "掉色了", "扣子掉了", "线头全开了"]
+    ask = ["，我要退货", "，我要退货退款", "，质量太差了，要退货", "，这质量我要退货"]
+    return tuple(h + a + b + c + d for h in hello for a in what for b in when for c in defect for d in ask)
+
+
+STEPS: list[tuple[str, tuple[str, ...], str]] = [
+    ("greeting", ("你好", "您好", "你好，在吗", "在吗", "您好，在吗"), "您好"),
+    ("quality reason", _quality_reasons(), "照片"),
+    ("photos later", ("/deny",), "¥199.00"),
+    ("确认", ("确认", "确认提交", "好的，确认", "确认，提交吧", "没问题，确认"), "已为您提交"),
+    ("status", ("我的退款到哪了", "退款到哪一步了", "我的退款怎么样了", "退款进度怎么样了", "退款处理到哪了"),
+     "商家审核中"),
+    ("thanks", ("谢谢", "谢谢你", "好的，谢谢", "多谢", "谢谢啦"), "不客气"),
 ]
+CONFIRM_STEP = 3  # a conversation answered this far has asked for its request
 FLOOR_REPLY = "收到"
 
 # ---------------------------------------------------------------- the floor bot
@@ -115,8 +132,9 @@ rules:
 
 
 def floor_nlu() -> str:
-    say = [m for m, _ in CONVERSATION] + ["你好呀", "在吗", "我要退款", "衣服坏了", "确认提交", "好的", "多谢",
-                                          "退款进度", "什么时候到账", "质量问题", "尺码不对", "不喜欢"]
+    say = [phrasings[0] for _, phrasings, _ in STEPS] + [
+        "你好呀", "在吗", "我要退款", "衣服坏了", "确认提交", "好的", "多谢", "退款进度", "什么时候到账", "质量问题",
+        "尺码不对", "不喜欢"]
     other = ["lorem ipsum", "qwerty", "asdf", "zzz", "foo bar", "xyz"]
     lines = ['version: "3.1"', "nlu:", "  - intent: say", "    examples: |"]
     lines += [f"      - {m}" for m in say]
@@ -179,7 +197,7 @@ class Sample:
     latency: float
     ok: bool
     kind: str  # ok | status_<n> | wrong_answer | timeout | transport
-    step: int = 0  # which message of the conversation (index into CONVERSATION)
+    step: int = 0  # which message of the conversation (index into STEPS)
 
 
 @dataclass
@@ -193,6 +211,12 @@ class RunResult:
     completed: set[str] = field(default_factory=set)  # senders whose 6 messages were all answered right
     ran_out: bool = False  # the identities ran out before `duration`: the run is shorter than asked
     generator_cpu: float = 0.0  # CPU seconds this process (the load generator) spent meanwhile, on the same cores
+    parse_cache: Counter = field(default_factory=Counter)  # the replicas' parse cache counts during the run
+
+    @property
+    def cache_hit_share(self) -> float:
+        """Share of the parses the replicas answered from their parse cache."""
+        return self.parse_cache["hits"] / max(sum(self.parse_cache.values()), 1)
 
     @property
     def generator_ms_per_message(self) -> float:
@@ -242,7 +266,8 @@ async def one_conversation(client: aiohttp.ClientSession, url: str, sender: str,
                            floor: bool, pause: float, result: RunResult, rng: random.Random) -> None:
     answered: list[str] = []
     right = 0
-    for i, (message, expected) in enumerate(CONVERSATION):
+    for i, (_, phrasings, expected) in enumerate(STEPS):
+        message = rng.choice(phrasings)
         if i and pause:
             await asyncio.sleep(pause * rng.uniform(0.8, 1.2))
         body = {"sender": sender, "message": message}
@@ -271,7 +296,7 @@ async def one_conversation(client: aiohttp.ClientSession, url: str, sender: str,
         result.samples.append(Sample(latency, True, "ok", i))
         right += 1
     result.conversations[sender] = answered
-    if right == len(CONVERSATION):
+    if right == len(STEPS):
         result.completed.add(sender)
 
 
@@ -310,6 +335,22 @@ async def drive(url: str, population: Population, *, buyers: int, pause: float, 
         result.elapsed = time.perf_counter() - t0
         result.generator_cpu = process_cpu() - cpu0
     return result
+
+
+def parse_cache_counts(ports: tuple[int, ...]) -> Counter:
+    """The replicas' parse cache counts so far (hits, misses, skipped), summed; from each replica directly."""
+    async def one(client: aiohttp.ClientSession, port: int) -> dict:
+        async with client.get(f"http://127.0.0.1:{port}/webhooks/rest/") as response:
+            return (await response.json()).get("parse_cache") or {}
+
+    async def every() -> list[dict]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10.0)) as client:
+            return await asyncio.gather(*(one(client, port) for port in ports))
+
+    total: Counter = Counter()
+    for counts in asyncio.run(every()):
+        total.update(counts)
+    return total
 
 
 def run(url: str, population: Population, **kw: object) -> RunResult:
@@ -351,7 +392,7 @@ def check_conversations(stack: ProdStack, results: list[RunResult], with_app: bo
             for sender, answered in r.conversations.items():
                 buyer_id = int(sender.split("-")[1])
                 n = per_buyer.get(buyer_id, 0)
-                if "确认" in answered and n == 0:
+                if len(answered) > CONFIRM_STEP and n == 0:
                     requests_missing += 1
                 if n > 1:
                     requests_duplicated += 1
@@ -539,25 +580,33 @@ class StackBench:
         run(self.url, self.population, buyers=4, pause=0.0, duration=1, spread=0, floor=self.floor,
             name="warm-up", max_conversations=4)
 
+    def measured(self, **kw: object) -> RunResult:
+        """A measured run, with the replicas' parse cache counts over it."""
+        ports = self.cfg.ports.rasa_replicas
+        before = parse_cache_counts(ports)
+        r = run(self.url, self.population, floor=self.floor, max_conversations=self.args.max_conversations, **kw)
+        r.parse_cache = parse_cache_counts(ports)
+        r.parse_cache.subtract(before)
+        return r
+
     def paused(self, level: int) -> None:
         args, name = self.args, self.name
-        r = run(self.url, self.population, buyers=level, pause=args.pause, duration=args.duration,
-                spread=args.spread, floor=self.floor, name=f"paused-{level}",
-                max_conversations=args.max_conversations)
+        r = self.measured(buyers=level, pause=args.pause, duration=args.duration, spread=args.spread,
+                          name=f"paused-{level}")
         self.results.append(r)
         self.out["paused"].append(r)
         print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
               f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
-              f"{r.throughput:.1f} msg/s; load generator {r.generator_ms_per_message:.1f} ms CPU/msg", flush=True)
+              f"{r.throughput:.1f} msg/s; load generator {r.generator_ms_per_message:.1f} ms CPU/msg; "
+              f"parse cache {100 * r.cache_hit_share:.0f} % of parses", flush=True)
         print(f"[{name}]      p95 by message: " + ", ".join(
-            f"{m[:6]} {r.pct(95, i) * 1000:.0f}" for i, (m, _) in enumerate(CONVERSATION)) + " ms", flush=True)
+            f"{label} {r.pct(95, i) * 1000:.0f}" for i, (label, _, _) in enumerate(STEPS)) + " ms", flush=True)
 
     def saturation(self, c: int) -> None:
         args, name, stack = self.args, self.name, self.stack
         since = time.time()
         before = cpu_snapshot(stack)
-        r = run(self.url, self.population, buyers=c, pause=0.0, duration=args.sat_duration, spread=0,
-                floor=self.floor, name=f"nopause-{c}", max_conversations=args.max_conversations)
+        r = self.measured(buyers=c, pause=0.0, duration=args.sat_duration, spread=0, name=f"nopause-{c}")
         after = cpu_snapshot(stack)
         self.results.append(r)
         ok = sum(s.ok for s in r.samples)
@@ -567,6 +616,7 @@ class StackBench:
                                         self.cfg.ports.actions)
         print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
               f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}"
+              + f"; parse cache {100 * r.cache_hit_share:.0f} % of parses"
               + (" (IDENTITIES RAN OUT: shorter than asked)" if r.ran_out else ""), flush=True)
         print(f"[{name}]     CPU ms per message: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(
             cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05) + f"; load generator {r.generator_ms_per_message:.1f}",
@@ -680,8 +730,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     lines += ["", "By message of the conversation, p50 / p95 ms (bot; floor p95 for comparison):", "",
               "| message | " + " | ".join(f"{b.buyers} buyers: bot p50 / p95, floor p95" for b in bot["paused"]) + " |",
               "| --- |" + " ---: |" * len(bot["paused"])]
-    for step, (message, _) in enumerate(CONVERSATION):
-        lines.append(f"| {message} | " + " | ".join(
+    for step, (label, phrasings, _) in enumerate(STEPS):
+        lines.append(f"| {label} ({len(phrasings)} phrasings) | " + " | ".join(
             f"{fmt_ms(b.pct(50, step))} / {fmt_ms(b.pct(95, step))}, {fmt_ms(f.pct(95, step))}"
             for f, b in zip(floor["paused"], bot["paused"])) + " |")
     lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
@@ -696,6 +746,14 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     b_sat = max(r.throughput for r, _ in bot["saturation"])
     lines += ["", f"Saturation throughput: floor **{f_sat:.1f} msg/s**, bot **{b_sat:.1f} msg/s** "
               f"({b_sat / f_sat:.2f} of the floor; target ≥ 0.5)."]
+    # The parse cache answers repeated short texts; the phrasings vary, so this is the share real buyers allow.
+    lines += ["", "Share of the replicas' parses answered from their parse cache (the rest ran the NLU components; "
+              "payloads and texts with digits are never kept): " + "; ".join(
+                  f"{name}: " + ", ".join(f"{r.buyers} paused {100 * r.cache_hit_share:.0f} %"
+                                         for r in stack["paused"])
+                  + ", " + ", ".join(f"{r.buyers} no pause {100 * r.cache_hit_share:.0f} %"
+                                     for r, _ in stack["saturation"])
+                  for name, stack in runs) + "."]
     if plain:
         p_sat = max(r.throughput for r, _ in plain["saturation"])
         lines += ["", f"For reference, the plain floor (no speed-ups) saturated at {p_sat:.1f} msg/s: the bot is "

@@ -181,6 +181,17 @@ def test_confirming_submits_in_the_same_call(services):
         assert session.scalar(select(func.count()).select_from(AfterSale)) == 1
 
 
+def test_a_whole_application_logs_no_warning(services, caplog):
+    """Every slot the form fills has a validator: rasa_sdk warns about each one without, on every turn."""
+    caplog.set_level("WARNING", logger="rasa_sdk")
+    validate(starting(3, "衣服开线了我要退货", "reason_quality"))
+    validate(form_tracker(3, QUALITY, listened("/deny"), {"evidence": "later"}, "evidence", "/deny", "deny"))
+    messages, _ = validate(form_tracker(3, {**QUALITY, "evidence": "later", "quoted_total_fen": 19900.0},
+                                        listened("确认"), {"confirmed": True}, "confirmed", "确认", "affirm"))
+    assert responses(messages)[0] == "utter_submitted"
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("rasa_sdk")] == []
+
+
 def test_declining_ends_the_application_without_a_request(services):
     t = form_tracker(3, {**QUALITY, "evidence": "later"}, listened("/deny"), {"confirmed": False}, "confirmed",
                      "/deny", "deny")

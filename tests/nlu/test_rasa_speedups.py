@@ -756,3 +756,68 @@ def test_a_payload_is_parsed_as_rasa_parses_it_without_running_the_nlu_component
     unpacked = processor._parse_message_with_graph(UserMessage('/inform{"picks":"4:1"}'), None)
     assert unpacked["intent"] == {"name": "inform", "confidence": 1.0}
     assert unpacked["entities"][0]["entity"] == "picks" and unpacked["entities"][0]["value"] == "4:1"
+
+
+def _training_texts() -> list:
+    import yaml
+
+    texts = []
+    for path in sorted((Path(__file__).resolve().parents[2] / "data" / "nlu").glob("*.yml")):
+        for block in yaml.safe_load(path.read_text()).get("nlu", []):
+            texts += [line[2:].strip() for line in (block.get("examples") or "").splitlines() if line.strip()]
+    return texts
+
+
+def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeypatch):
+    """The parse cache: every short training text parsed twice (other message ids and metadata) gives Rasa's
+    result both times, and the graph ran only the first time. Texts with digits, long texts, payloads and
+    parses that ask for more than the output properties are never kept; a changed result does not change what
+    is kept; the least recently used text goes first."""
+    import asyncio
+    import re
+
+    from rasa.core.agent import load_agent
+    from rasa.core.channels.channel import UserMessage
+
+    original = rasa_speedups.ORIGINALS["MessageProcessor._parse_message_with_graph"]
+    agent = asyncio.run(load_agent(str(Path(__file__).resolve().parents[2] / "models" / "current.tar.gz")))
+    processor = agent.processor
+    graph_runs = []
+    real_run = type(processor.graph_runner).run
+    monkeypatch.setattr(type(processor.graph_runner), "run",
+                        lambda self, *a, **k: graph_runs.append(1) or real_run(self, *a, **k))
+
+    def parse(text: str, only_output: bool = True, n: int = 0) -> tuple:
+        graph_runs.clear()
+        message = UserMessage(text, message_id=f"m{n}", metadata={"n": n}, sender_id=f"buyer-{n}")
+        return processor._parse_message_with_graph(message, None, only_output), len(graph_runs)
+
+    kept = [t for t in dict.fromkeys(_training_texts()) if len(t) <= 32 and not re.search(r"\d", t)]
+    assert len(kept) > 500
+    before = rasa_speedups.parse_cache_stats()
+    for text in kept:
+        theirs = original(processor, UserMessage(text), None, True)
+        assert parse(text, n=1) == (theirs, 1), text
+        assert parse(text, n=2) == (theirs, 0), text
+    after = rasa_speedups.parse_cache_stats()
+    assert after["hits"] - before["hits"] == len(kept) and after["misses"] - before["misses"] == len(kept)
+
+    changed, _ = parse("你好", n=3)
+    changed["intent"]["name"] = "deny"
+    changed["entities"].append({"entity": "x"})
+    assert parse("你好", n=4) == (original(processor, UserMessage("你好"), None, True), 0)
+
+    never = ["我的订单号是202611200000000104", "手机１３８００００００００", "衣服" * 17, "/deny", "/affirm"]
+    for text in never:
+        for n in (5, 6):
+            assert parse(text, n=n)[1] == (0 if text.startswith("/") else 1), text
+    assert parse("谢谢", only_output=False)[1] == 1 and parse("谢谢", only_output=False)[1] == 1
+    skipped = rasa_speedups.parse_cache_stats()["skipped"] - after["skipped"]
+    assert skipped == 2 * len(never) + 2
+
+    small = rasa_speedups.ParseCache(size=2)
+    small.put("a", {"n": 1})
+    small.put("b", {"n": 2})
+    assert small.get("a") == {"n": 1}  # "a" is now the more recent
+    small.put("c", {"n": 3})
+    assert (small.get("b"), small.get("a"), small.get("c"), len(small)) == (None, {"n": 1}, {"n": 3}, 2)
