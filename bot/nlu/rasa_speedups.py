@@ -754,9 +754,9 @@ def _install_payload_parse() -> None:
     _patch(MessageProcessor, "_parse_message_with_graph", _parse_message_with_graph)
 
 
-# The parse cache: how many texts one model keeps, and which texts it keeps. Repeated texts are short (你好, 确认,
-# 好的，谢谢); a text with a digit is an order, phone or tracking number, an amount or a date: it seldom
-# repeats, and personal data should not stay in memory for other conversations' sake.
+# The parse cache: how many texts one model keeps (BOT_PARSE_CACHE_SIZE, 0: none), and which texts it keeps.
+# Repeated texts are short (你好, 确认, 好的，谢谢); a text with a digit is an order, phone or tracking number,
+# an amount or a date: it seldom repeats, and personal data should not stay in memory for other conversations' sake.
 PARSE_CACHE_SIZE = 4096
 PARSE_CACHE_MAX_CHARS = 32
 _UNCACHED = re.compile(r"\d")
@@ -767,8 +767,8 @@ class ParseCache:
     """The NLU results of the latest distinct texts of one loaded model, the least recently used dropped first.
     It holds copies: the processor and the events it makes may change the result they get."""
 
-    def __init__(self, size: int = PARSE_CACHE_SIZE) -> None:
-        self.size = size
+    def __init__(self, size: Optional[int] = None) -> None:
+        self.size = PARSE_CACHE_SIZE if size is None else size
         self._results: "OrderedDict[Text, Dict[Text, Any]]" = OrderedDict()
 
     @staticmethod
@@ -812,7 +812,7 @@ def _install_parse_cache() -> None:
     def _parse_message_with_graph(self: MessageProcessor, message: Any, tracker: Any,
                                   only_output_properties: bool = True) -> Dict[Text, Any]:
         text = message.text or ""
-        if not only_output_properties or not ParseCache.keeps(text):
+        if not only_output_properties or PARSE_CACHE_SIZE <= 0 or not ParseCache.keeps(text):
             PARSE_CACHE_STATS["skipped"] += 1
             return parse(self, message, tracker, only_output_properties)
         cache = self.__dict__.get("_parse_cache")

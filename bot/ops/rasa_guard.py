@@ -83,6 +83,18 @@ def _gc_thresholds(setting: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+def _parse_cache_size(setting: str) -> int:
+    if not setting.strip().isdigit():
+        raise ValueError(f"BOT_PARSE_CACHE_SIZE must be a whole number of texts, 0 for no parse cache "
+                         f"(got {setting!r})")
+    return int(setting)
+
+
+# Texts each loaded model's parse cache keeps (bot/nlu/rasa_speedups.ParseCache); 0 turns the cache off.
+PARSE_CACHE_SIZE = _parse_cache_size(os.environ.get("BOT_PARSE_CACHE_SIZE",
+                                                    str(rasa_speedups.PARSE_CACHE_SIZE)))
+
+
 # A message allocates tens of thousands of objects that live until its answer: with Python's default (700, 10, 10)
 # a young collection ran every few hundred of them and moved the messages in flight into the old generations.
 GC_THRESHOLDS = _gc_thresholds(os.environ.get("BOT_GC_THRESHOLDS", "20000,20,20"))
@@ -477,6 +489,7 @@ _fix_socketio_rooms()
 # ---------------------------------------------------------------- work Rasa repeats per message, done once
 
 if SPEEDUPS:
+    rasa_speedups.PARSE_CACHE_SIZE = PARSE_CACHE_SIZE
     rasa_speedups.install()
 
 

@@ -74,3 +74,13 @@ def test_a_bad_threshold_setting_is_refused_with_its_name(setting: str) -> None:
 
 def test_a_threshold_setting_is_read() -> None:
     assert guard._gc_thresholds("5000, 5, 7") == (5000, 5, 7)
+
+
+@pytest.mark.parametrize("setting", ["abc", "-1", "1.5", ""])
+def test_a_bad_parse_cache_size_is_refused_with_its_name(setting: str) -> None:
+    with pytest.raises(ValueError, match="BOT_PARSE_CACHE_SIZE must be a whole number"):
+        guard._parse_cache_size(setting)
+
+
+def test_a_parse_cache_size_is_read() -> None:
+    assert guard._parse_cache_size("0") == 0 and guard._parse_cache_size(" 512 ") == 512

@@ -772,7 +772,7 @@ def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeyp
     """The parse cache: every short training text parsed twice (other message ids and metadata) gives Rasa's
     result both times, and the graph ran only the first time. Texts with digits, long texts, payloads and
     parses that ask for more than the output properties are never kept; a changed result does not change what
-    is kept; the least recently used text goes first."""
+    is kept; the least recently used text goes first; size 0 keeps nothing."""
     import asyncio
     import re
 
@@ -814,6 +814,9 @@ def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeyp
     assert parse("谢谢", only_output=False)[1] == 1 and parse("谢谢", only_output=False)[1] == 1
     skipped = rasa_speedups.parse_cache_stats()["skipped"] - after["skipped"]
     assert skipped == 2 * len(never) + 2
+
+    monkeypatch.setattr(rasa_speedups, "PARSE_CACHE_SIZE", 0)  # BOT_PARSE_CACHE_SIZE=0: no cache
+    assert parse("你好", n=7)[1] == 1 and parse("你好", n=8)[1] == 1
 
     small = rasa_speedups.ParseCache(size=2)
     small.put("a", {"n": 1})
