@@ -18,8 +18,8 @@ and drives them with two shapes:
 A conversation is the whole refund: greeting, the reason (quality), "photos later", the quote, "确认"
 (submitted), "where is my refund", thanks — 6 messages, each checked for its expected answer. Each message is
 one of several phrasings (5,040 quality complaints, 5 of each short step), so the replicas' parse cache meets
-repeats as often as buyers' varied texts allow; the share of messages it answered is printed per run. Afterwards every
-conversation is checked in the databases: each message answered is in the tracker store exactly once, each
+repeats as often as buyers' varied texts allow; the share of parses it answered is printed per run. Afterwards
+every conversation is checked in the databases: each message answered is in the tracker store exactly once, each
 completed buyer has exactly one request (nothing lost, nothing duplicated).
 In the saturation runs it measures CPU seconds per message by process kind (/proc) and the time in action calls
 (nginx log); after the measured runs, where a bot replica and an action server spend their time (py-spy, when
@@ -59,6 +59,7 @@ import aiohttp  # noqa: E402
 import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench.phrasings import CONFIRM_STEP, STEPS  # noqa: E402
 from bot.identity import buyer_token, sender_id_of  # noqa: E402
 from bot.ops.prod import (  # noqa: E402
     VENV_APP, VENV_RASA, ProdConfig, ProdPorts, ProdStack, add_load_buyers, drop_database, drop_lock_keys,
@@ -68,29 +69,6 @@ PG_SERVER = os.environ.get("BOT_BENCH_PG_SERVER", "postgresql://postgres@127.0.0
 REPORT = ROOT / "bench" / "LOAD_RESULTS.md"
 STACK_SPACING = 3500  # between the stacks' port layouts, each 3,095 ports wide (5005 … 8100)
 
-# The whole refund conversation of a buyer with one delivered 针织开衫: each step's phrasings (a conversation picks
-# one of them, so the parse cache meets texts as varied as buyers write them) and what the answer must contain.
-def _quality_reasons() -> tuple[str, ...]:
-    """Quality complaints like buyers write them: 5 × 6 × 6 × 7 × 4 = 5,040 sentences, so that few repeat (a
-    buyer's own words seldom repeat another's)."""
-    hello = ["", "亲，", "客服你好，", "你好，", "在吗，"]
-    what = ["衣服", "这件衣服", "开衫", "这件开衫", "毛衣", "针织开衫"]
-    when = ["穿了一次就", "才穿两天就", "刚到手就", "洗了一次就", "没穿几次就", "第一次穿就"]
-    defect = ["开线了", "破了个洞", "脱线了", "起球了", "掉色了", "扣子掉了", "线头全开了"]
-    ask = ["，我要退货", "，我要退货退款", "，质量太差了，要退货", "，这质量我要退货"]
-    return tuple(h + a + b + c + d for h in hello for a in what for b in when for c in defect for d in ask)
-
-
-STEPS: list[tuple[str, tuple[str, ...], str]] = [
-    ("greeting", ("你好", "您好", "你好，在吗", "在吗", "您好，在吗"), "您好"),
-    ("quality reason", _quality_reasons(), "照片"),
-    ("photos later", ("/deny",), "¥199.00"),
-    ("确认", ("确认", "确认提交", "好的，确认", "确认，提交吧", "没问题，确认"), "已为您提交"),
-    ("status", ("我的退款到哪了", "退款到哪一步了", "我的退款怎么样了", "退款进度怎么样了", "退款处理到哪了"),
-     "商家审核中"),
-    ("thanks", ("谢谢", "谢谢你", "好的，谢谢", "多谢", "谢谢啦"), "不客气"),
-]
-CONFIRM_STEP = 3  # a conversation answered this far has asked for its request
 FLOOR_REPLY = "收到"
 
 # ---------------------------------------------------------------- the floor bot
@@ -786,8 +764,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
         n = bot["nginx"]
         lines += ["", f"At the load balancer: {n['rest_avg_s'] * 1000:.0f} ms per REST message on average, of which "
                   f"{n['action_time_per_message_s'] * 1000:.0f} ms in {n['action_calls_per_message']:.1f} "
-                  f"custom-action calls (on average {n.get('action_request_bytes', 0) / 1024:.1f} KiB sent to the action "
-                  f"server and {n.get('action_response_bytes', 0) / 1024:.1f} KiB back per call)."]
+                  f"custom-action calls (on average {n.get('action_request_bytes', 0) / 1024:.1f} KiB sent to the "
+                  f"action server and {n.get('action_response_bytes', 0) / 1024:.1f} KiB back per call)."]
     if bot.get("profile"):
         lines += ["", f"py-spy sampled a replica and an action server in a run of its own under {max(args.sat)} buyers "
                   "without pause, after the measured runs (its own CPU would have slowed a measured run)."]
