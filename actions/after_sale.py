@@ -329,6 +329,24 @@ def form_done(events: list) -> bool:
     return requested_slot_of(events, unset="") is None
 
 
+def without_idle_slot_events(events: list, before: dict[str, Any], handed_over: set[str]) -> list:
+    """The events without slot events that change nothing: one that a later event for the same slot replaces,
+    and one that sets a slot to the value it had before this turn. A form's start set a dozen slots to None that
+    were None already, and some slots twice; each event is a row in the tracker store that Rasa reads back, checks
+    and replays. Kept: `requested_slot` events (Rasa reads them as the form's own instructions even when the value
+    stays: ask this slot, or stop) and the slots Rasa handed over to be checked (it sets only those the
+    validation returns)."""
+    last = {e["name"]: i for i, e in enumerate(events) if e.get("event") == "slot"}
+    kept = []
+    for i, event in enumerate(events):
+        name = event.get("name") if event.get("event") == "slot" else None
+        if name is not None and name != "requested_slot" and name not in handed_over and (
+                last[name] != i or (name in before and before[name] == event.get("value"))):
+            continue
+        kept.append(event)
+    return kept
+
+
 class ValidateAfterSaleForm(FormValidationAction):
     """Fills and checks the form's slots against the buyer's real orders."""
 
@@ -338,6 +356,8 @@ class ValidateAfterSaleForm(FormValidationAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list:
         async def validate() -> list:
             token = _read_this_run.set({})
+            # (Before the start replaces what Rasa handed over.)
+            before, handed_over = dict(tracker.slots), set(tracker.slots_to_validate())
             try:
                 events = self.start(dispatcher, tracker) if activated_now(tracker) else []
                 events += await super(ValidateAfterSaleForm, self).run(  # type: ignore[arg-type]
@@ -345,7 +365,7 @@ class ValidateAfterSaleForm(FormValidationAction):
                 events += self.ask(dispatcher, tracker, events)
                 if form_done(events) and not rasa_will_reject(tracker, events):
                     events += self.submit(dispatcher, tracker)
-                return events
+                return without_idle_slot_events(events, before, handed_over)
             finally:
                 _read_this_run.reset(token)
 

@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
@@ -331,3 +332,31 @@ def test_picking_items_a_request_holds_asks_again(services):
     messages, events = validate(t)
     assert responses(messages)[0] == "utter_error_generic" and slot_events(events)["picks"] is None
     assert messages[0]["message"] == "棉袜三双装还可以申请1件，其余的已经在售后中或已经退款了。"
+
+
+def test_slot_events_that_change_nothing_are_left_out():
+    """Replaced ones and ones setting the value the slot had; `requested_slot` (Rasa's instruction: ask, or stop)
+    and the slots Rasa handed over to be checked always stay."""
+    from actions.after_sale import without_idle_slot_events
+
+    events = [SlotSet("picks", None), SlotSet("order_no", "1"), {"event": "bot", "text": "好的"},
+              SlotSet("order_no", "2"), SlotSet("requested_slot", "evidence"), SlotSet("requested_slot", "evidence"),
+              SlotSet("evidence", "later"), SlotSet("evidence", "later"), SlotSet("reason", "quality"),
+              SlotSet("confirmed", None)]
+    before = {"picks": None, "order_no": None, "requested_slot": "evidence", "evidence": None, "reason": "quality",
+              "confirmed": True}
+    assert without_idle_slot_events(events, before, handed_over={"evidence"}) == [
+        {"event": "bot", "text": "好的"}, SlotSet("order_no", "2"), SlotSet("requested_slot", "evidence"),
+        SlotSet("requested_slot", "evidence"), SlotSet("evidence", "later"), SlotSet("evidence", "later"),
+        SlotSet("confirmed", None)]
+
+
+def test_the_start_of_a_first_application_sets_only_what_changes(services):
+    """A fresh conversation: the earlier application's answers are all None already, so the start sets only the
+    reason, the buyer's words, the order and what the form asks next, each once."""
+    t = starting(3, "衣服开线了我要退货", "reason_quality")
+    # As Rasa sends it: every slot of the domain, at its initial value unless set.
+    t.slots = {**{name: slot.get("initial_value") for name, slot in DOMAIN["slots"].items()}, **t.slots}
+    _, events = validate(t)
+    names = [e["name"] for e in events if e.get("event") == "slot" and e["name"] != "requested_slot"]
+    assert sorted(names) == ["buyer_words", "order_no", "picks", "reason", "reason_confidence"]
