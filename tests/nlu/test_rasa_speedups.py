@@ -721,23 +721,29 @@ def test_the_entities_of_a_state_are_rasas_for_every_intent_with_and_without_ent
     assert checked > 10  # some intents do want the entities given
 
 
-def test_a_payload_is_parsed_as_rasa_parses_it_without_running_the_nlu_components(monkeypatch):
-    """Buttons send payloads: their parse is Rasa's, and the graph (jieba, spaCy rules, DIET …) does not run for
-    a payload of a known intent. Anything else, malformed payloads included, still goes through the graph."""
+def _processor_counting_graph_runs(monkeypatch) -> tuple:
+    """The trained model's message processor, and a list that gets an item for each run of its graph."""
     import asyncio
 
     from rasa.core.agent import load_agent
+
+    agent = asyncio.run(load_agent(str(Path(__file__).resolve().parents[2] / "models" / "current.tar.gz")))
+    graph_runs: list = []
+    real_run = type(agent.processor.graph_runner).run
+    monkeypatch.setattr(type(agent.processor.graph_runner), "run",
+                        lambda self, *a, **k: graph_runs.append(1) or real_run(self, *a, **k))
+    return agent.processor, graph_runs
+
+
+def test_a_payload_is_parsed_as_rasa_parses_it_without_running_the_nlu_components(monkeypatch):
+    """Buttons send payloads: their parse is Rasa's, and the graph (jieba, spaCy rules, DIET …) does not run for
+    a payload of a known intent. Anything else, malformed payloads included, still goes through the graph."""
     from rasa.core.channels.channel import UserMessage
     from rasa.core.processor import MessageProcessor
 
     original = rasa_speedups.ORIGINALS["MessageProcessor._parse_message_with_graph"]
     assert MessageProcessor._parse_message_with_graph is not original
-    agent = asyncio.run(load_agent(str(Path(__file__).resolve().parents[2] / "models" / "current.tar.gz")))
-    processor = agent.processor
-    graph_runs = []
-    real_run = type(processor.graph_runner).run
-    monkeypatch.setattr(type(processor.graph_runner), "run",
-                        lambda self, *a, **k: graph_runs.append(1) or real_run(self, *a, **k))
+    processor, graph_runs = _processor_counting_graph_runs(monkeypatch)
     payloads = ["/deny", "/affirm", "  /affirm  ", "/affirm@0.7", '/inform{"order_no":"202611200000000104"}',
                 '/inform{"picks":"4:1"}', '/inform{"picks":"all"}', '/inform{"evidence_id": "12"}',
                 '/inform{"resolution":"return_refund"}', '/inform{"order_no":"1"} and more',
@@ -759,13 +765,10 @@ def test_a_payload_is_parsed_as_rasa_parses_it_without_running_the_nlu_component
 
 
 def _training_texts() -> list:
-    import yaml
+    from rasa.shared.nlu.training_data.loading import load_data
 
-    texts = []
-    for path in sorted((Path(__file__).resolve().parents[2] / "data" / "nlu").glob("*.yml")):
-        for block in yaml.safe_load(path.read_text()).get("nlu", []):
-            texts += [line[2:].strip() for line in (block.get("examples") or "").splitlines() if line.strip()]
-    return texts
+    data = load_data(str(Path(__file__).resolve().parents[2] / "data" / "nlu"))
+    return [m.get("text") for m in data.training_examples]
 
 
 def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeypatch):
@@ -773,19 +776,12 @@ def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeyp
     result both times, and the graph ran only the first time. Texts with digits, long texts, payloads and
     parses that ask for more than the output properties are never kept; a changed result does not change what
     is kept; the least recently used text goes first; size 0 keeps nothing."""
-    import asyncio
     import re
 
-    from rasa.core.agent import load_agent
     from rasa.core.channels.channel import UserMessage
 
     original = rasa_speedups.ORIGINALS["MessageProcessor._parse_message_with_graph"]
-    agent = asyncio.run(load_agent(str(Path(__file__).resolve().parents[2] / "models" / "current.tar.gz")))
-    processor = agent.processor
-    graph_runs = []
-    real_run = type(processor.graph_runner).run
-    monkeypatch.setattr(type(processor.graph_runner), "run",
-                        lambda self, *a, **k: graph_runs.append(1) or real_run(self, *a, **k))
+    processor, graph_runs = _processor_counting_graph_runs(monkeypatch)
 
     def parse(text: str, only_output: bool = True, n: int = 0) -> tuple:
         graph_runs.clear()
