@@ -58,6 +58,7 @@ def install() -> None:
     _install_concrete_prediction()
     _install_applied_events_reuse()
     _install_rule_matching_window()
+    _install_intent_only_rule_lookup()
     _install_past_states_reuse()
     _install_tracker_copy()
     _install_feature_joining()
@@ -248,6 +249,56 @@ def _install_rule_matching_window() -> None:
         return set(keys)
 
     _patch(RulePolicy, "_get_possible_keys", _get_possible_keys)
+
+
+def rules_skip_the_text_look(policy: Any) -> bool:
+    """Whether no rule of the policy (either lookup) can match the state the text look makes of a user message:
+    its previous action is action_listen and its user part has the text but no intent. A rule cannot when its
+    last state names an intent, or follows another action than action_listen."""
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME, PREVIOUS_ACTION, SHOULD_NOT_BE_SET, USER
+    from rasa.shared.nlu.constants import ACTION_NAME, INTENT
+
+    def names(value: Any) -> bool:
+        return bool(value) and value != SHOULD_NOT_BE_SET
+
+    for lookup in (policy.lookup.get(RULES, {}), policy.lookup.get(RULES_FOR_LOOP_UNHAPPY_PATH, {})):
+        for key in lookup:
+            states = policy._rule_key_to_state(key)
+            if not states:
+                return False
+            last = states[-1]
+            after = last.get(PREVIOUS_ACTION, {}).get(ACTION_NAME)
+            if not names(last.get(USER, {}).get(INTENT)) and not (names(after) and after != ACTION_LISTEN_NAME):
+                return False
+    return True
+
+
+def _install_intent_only_rule_lookup() -> None:
+    """After a user message the rule policy looks for a rule twice: first with the message's text in place of
+    its intent (for rules written with the user's words), then with the intent. The text look takes the intent
+    out of the last state, whose previous action is action_listen, so a rule whose last state names an intent
+    or follows another action never matches it. When every rule is such a rule, as in this bot, the text look
+    finds no action and no unhappy path, and `_predict` uses nothing else of what it returns: it is skipped. It
+    had built the states and matched both lookups once more per message, half of the rule policy's time. A
+    rule that could match the text (written with the user's words, say) keeps Rasa's two looks."""
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    original = RulePolicy._find_action_from_rules
+
+    def _find_action_from_rules(self: RulePolicy, tracker: Any, domain: Any,
+                                use_text_for_last_user_input: bool) -> Any:
+        if use_text_for_last_user_input:
+            # Worked out again when the lookups change (training fills them in place).
+            seen = tuple((id(lookup), len(lookup)) for lookup in self.lookup.values() if isinstance(lookup, dict))
+            known = self.__dict__.get("_bot_skip_text_look")
+            if known is None or known[0] != seen:
+                known = self.__dict__["_bot_skip_text_look"] = (seen, rules_skip_the_text_look(self))
+            if known[1]:
+                return None, None, False
+        return original(self, tracker, domain, use_text_for_last_user_input)
+
+    _patch(RulePolicy, "_find_action_from_rules", _find_action_from_rules)
 
 
 def _install_applied_events_reuse() -> None:

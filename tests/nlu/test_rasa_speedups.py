@@ -483,6 +483,80 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
     assert original(policy, slot_lookup, states) and not original(policy, slot_lookup, unset)  # it does test it
 
 
+def test_the_rule_policy_predicts_as_rasa_does_without_its_text_look_for_every_prefix_of_every_conversation():
+    """This bot's rules all end on an intent or after another action than action_listen, so the rule policy
+    skips the look with the user's text in place of the intent. After every event of every story and rule,
+    Rasa's own text look finds nothing there, and the prediction is Rasa's own."""
+    import asyncio
+    from pathlib import Path
+
+    from rasa.core.agent import load_agent
+    from rasa.core.policies.rule_policy import RulePolicy
+    from rasa.shared.core.constants import ACTION_LISTEN_NAME
+    from rasa.shared.core.generator import TrainingDataGenerator
+    from rasa.shared.importers.importer import TrainingDataImporter
+
+    original_find = rasa_speedups.ORIGINALS["RulePolicy._find_action_from_rules"]
+    root = Path(__file__).resolve().parents[2]
+    agent = asyncio.run(load_agent(str(root / "models" / "current.tar.gz")))
+    nodes = agent.processor.graph_runner._instantiated_nodes.values()
+    policy = next(node._component for node in nodes if isinstance(node._component, RulePolicy))
+    domain = agent.processor.domain
+    assert rasa_speedups.rules_skip_the_text_look(policy)
+    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
+                                                     [str(root / "data")])
+    skipped = predicted = 0
+    for generated in TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate():
+        tracker = DialogueStateTracker(generated.sender_id, domain.slots)
+        for event in generated.events:
+            tracker.update(event, domain)
+            if tracker.latest_action_name == ACTION_LISTEN_NAME and tracker.latest_message:
+                found, _, unhappy = original_find(policy, tracker, domain, True)
+                assert found is None and unhappy is False
+                assert policy._find_action_from_rules(tracker, domain, True) == (None, None, False)
+                skipped += 1
+            mine = policy.predict_action_probabilities(tracker, domain)
+            with pytest.MonkeyPatch.context() as patched:
+                patched.setattr(RulePolicy, "_find_action_from_rules", original_find)
+                assert mine == policy.predict_action_probabilities(tracker, domain)
+            predicted += 1
+    assert skipped > 100 and predicted > 300
+
+
+def test_a_rule_that_can_match_the_users_text_keeps_the_text_look(tmp_path):
+    """A rule written with the user's words, or one ending after action_listen without an intent, could match
+    the text look's state: then Rasa's text look runs (and finds the rule)."""
+    import json
+
+    from rasa.core.policies.rule_policy import RULES, RULES_FOR_LOOP_UNHAPPY_PATH, RulePolicy
+    from rasa.engine.graph import ExecutionContext
+    from rasa.engine.storage.local_model_storage import LocalModelStorage
+    from rasa.engine.storage.resource import Resource
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+
+    domain = Domain.from_yaml("""
+intents: [greet]
+responses:
+  utter_hi: [{text: "您好"}]
+""")
+    listen = {"action_name": "action_listen"}
+    by_text = [{"prev_action": listen, "user": {"text": "在吗"}}]
+    no_intent = [{"prev_action": listen}]
+    by_intent = [{"prev_action": listen, "user": {"intent": "greet"}}]
+    after_form = [{"prev_action": {"action_name": "a_form"}, "active_loop": {"name": "should_not_be_set"}}]
+    tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen"),
+                                                     UserUttered("在吗", {"name": "greet", "confidence": 1.0})])
+    for rule, skips in ((by_intent, True), (after_form, True), (by_text, False), (no_intent, False)):
+        policy = RulePolicy(RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
+                            ExecutionContext(GraphSchema({}), "test"), lookup={RULES: {json.dumps(rule): "utter_hi"}, RULES_FOR_LOOP_UNHAPPY_PATH: {}})
+        assert rasa_speedups.rules_skip_the_text_look(policy) is skips
+        found = policy._find_action_from_rules(tracker, domain, True)[0]
+        assert found == (None if skips else "utter_hi")
+    policy.lookup[RULES] = {json.dumps(by_intent): "utter_hi"}  # changed in place: worked out again
+    assert policy._find_action_from_rules(tracker, domain, True) == (None, None, False)
+
+
 def test_graph_runs_give_dasks_results_for_parses_and_every_prediction_of_the_training_conversations():
     """The trained model's graph, run node after node: every parse and the prediction after every prefix of
     every story and rule equal what dask's run gives."""
