@@ -548,8 +548,9 @@ responses:
     tracker = DialogueStateTracker.from_events("t", [ActionExecuted("action_listen"),
                                                      UserUttered("在吗", {"name": "greet", "confidence": 1.0})])
     for rule, skips in ((by_intent, True), (after_form, True), (by_text, False), (no_intent, False)):
+        lookup = {RULES: {json.dumps(rule): "utter_hi"}, RULES_FOR_LOOP_UNHAPPY_PATH: {}}
         policy = RulePolicy(RulePolicy.get_default_config(), LocalModelStorage(tmp_path), Resource("rules"),
-                            ExecutionContext(GraphSchema({}), "test"), lookup={RULES: {json.dumps(rule): "utter_hi"}, RULES_FOR_LOOP_UNHAPPY_PATH: {}})
+                            ExecutionContext(GraphSchema({}), "test"), lookup=lookup)
         assert rasa_speedups.rules_skip_the_text_look(policy) is skips
         found = policy._find_action_from_rules(tracker, domain, True)[0]
         assert found == (None if skips else "utter_hi")
