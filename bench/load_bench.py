@@ -335,6 +335,19 @@ def run(url: str, population: Population, **kw: object) -> RunResult:
     return asyncio.run(drive(url, population, **kw))  # type: ignore[arg-type]
 
 
+def merged(parts: list[RunResult]) -> RunResult:
+    """Runs of one stack at one level, taken in slices, as one run: their samples and their time together."""
+    whole = RunResult(parts[0].name, parts[0].buyers, parts[0].pause, sum(p.elapsed for p in parts))
+    for part in parts:
+        whole.samples += part.samples
+        whole.conversations.update(part.conversations)
+        whole.completed |= part.completed
+        whole.ran_out |= part.ran_out
+        whole.generator_cpu += part.generator_cpu
+        whole.parse_cache.update(part.parse_cache)
+    return whole
+
+
 # ---------------------------------------------------------------- checks in the databases
 
 
@@ -540,6 +553,7 @@ class StackBench:
         self.stack = ProdStack(cfg)
         self.out: dict = {"paused": [], "saturation": [], "checks": {}, "profile": {}}
         self.results: list[RunResult] = []
+        self.slices: dict[int, tuple[list[RunResult], Counter, float]] = {}  # no-pause level -> its slices so far
 
     def start(self) -> None:
         t = time.monotonic()
@@ -580,19 +594,28 @@ class StackBench:
         print(f"[{name}]      p95 by message: " + ", ".join(
             f"{label} {r.pct(95, i) * 1000:.0f}" for i, (label, _, _) in enumerate(STEPS)) + " ms", flush=True)
 
-    def saturation(self, c: int) -> None:
-        args, name, stack = self.args, self.name, self.stack
+    def saturation(self, c: int, seconds: float) -> None:
+        """One slice of the no-pause run at `c` buyers (`saturation_total` adds the slices up)."""
         since = time.time()
-        before = cpu_snapshot(stack)
-        r = self.measured(buyers=c, pause=0.0, duration=args.sat_duration, spread=0, name=f"nopause-{c}")
-        after = cpu_snapshot(stack)
+        before = cpu_snapshot(self.stack)
+        r = self.measured(buyers=c, pause=0.0, duration=seconds, spread=0, name=f"nopause-{c}")
+        after = cpu_snapshot(self.stack)
         self.results.append(r)
+        slices, cpu, _ = self.slices.setdefault(c, ([], Counter(), since))
+        slices.append(r)
+        cpu.update({k: after.get(k, 0) - before.get(k, 0) for k in after})
+
+    def saturation_total(self, c: int) -> None:
+        name = self.name
+        slices, cpu_seconds, since = self.slices.pop(c)
+        r = merged(slices)
         ok = sum(s.ok for s in r.samples)
-        cpu = {k: (after.get(k, 0) - before.get(k, 0)) / max(ok, 1) * 1000 for k in after}
+        cpu = {k: v / max(ok, 1) * 1000 for k, v in cpu_seconds.items()}
         self.out["saturation"].append((r, cpu))
         self.out["nginx"] = nginx_split(self.cfg.log_dir / "nginx-access.log", since, self.cfg.ports.rasa,
                                         self.cfg.ports.actions)
-        print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s, p50 "
+        print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s in {len(slices)} "
+              f"slices ({', '.join(f'{part.throughput:.0f}' for part in slices)} msg/s), p50 "
               f"{r.pct(50):.3f}s p95 {r.pct(95):.3f}s, errors {r.errors} {dict(r.error_kinds)}"
               + f"; parse cache {100 * r.cache_hit_share:.0f} % of parses"
               + (" (IDENTITIES RAN OUT: shorter than asked)" if r.ran_out else ""), flush=True)
@@ -645,10 +668,20 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
             stack.start()
         # Floor then bot at one level, bot then floor at the next (and so on): a steady drift in the host's
         # speed then favours neither.
-        turns = [(StackBench.paused, level) for level in args.levels] + [(StackBench.saturation, c) for c in args.sat]
-        for i, (measure, level) in enumerate(turns):
+        for i, level in enumerate(args.levels):
             for stack in (stacks if i % 2 == 0 else stacks[::-1]):
-                measure(stack, level)
+                stack.paused(level)
+        # Without pause each stack's run at a level is cut into slices that take turns with the other stacks'
+        # slices. In run 18 the floor's run measured 603 msg/s and the bot's, right after it, 237; a quick run
+        # half an hour later gave 482 and 235: this host's speed moves within a minute.
+        turn = len(args.levels)
+        for c in args.sat:
+            for _ in range(args.sat_slices):
+                for stack in (stacks if turn % 2 == 0 else stacks[::-1]):
+                    stack.saturation(c, args.sat_duration / args.sat_slices)
+                turn += 1
+            for stack in stacks:
+                stack.saturation_total(c)
         if args.profile:
             for stack in stacks:
                 if not stack.floor:
@@ -712,7 +745,8 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
         lines.append(f"| {label} ({len(phrasings)} phrasings) | " + " | ".join(
             f"{fmt_ms(b.pct(50, step))} / {fmt_ms(b.pct(95, step))}, {fmt_ms(f.pct(95, step))}"
             for f, b in zip(floor["paused"], bot["paused"])) + " |")
-    lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency)", "",
+    lines += ["", f"## No pause ({args.sat_duration:.0f} s per concurrency, in {args.sat_slices} slices per stack that "
+              "take turns with the other stacks' slices)", "",
               "| buyers | run | seconds | msg/s | p50 ms | p95 ms | errors |",
               "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
     for level in range(len(bot["saturation"])):
@@ -788,7 +822,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per paused level")
     parser.add_argument("--spread", type=float, default=15.0, help="start times spread over this many seconds")
     parser.add_argument("--sat", type=lambda s: [int(x) for x in s.split(",")], default=[8, 24])
-    parser.add_argument("--sat-duration", type=float, default=45.0)
+    parser.add_argument("--sat-duration", type=float, default=45.0, help="seconds per no-pause level, all slices")
+    parser.add_argument("--sat-slices", type=int, default=3,
+                        help="slices of each no-pause run, the stacks taking turns slice by slice")
     parser.add_argument("--max-conversations", type=int, default=2000, help="per run (bounds every loop)")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
     # Below Linux's ephemeral ports (32768 and up), where a client connection could hold a replica's port, and
@@ -808,8 +844,10 @@ def main() -> int:
     started, load = time.time(), os.getloadavg()
     tag = uuid.uuid4().hex[:6]
     extra_env = dict(item.split("=", 1) for item in args.env)
-    ids_needed = 2 * (sum(args.levels) * int(args.duration / 15 + 2) + sum(args.sat) * int(args.sat_duration / 2)
-                      + max(args.sat) * int(args.sat_duration / 2)) + 8  # the last term: the profile run
+    # Paused: at most one conversation per buyer every 15 s, doubled. No pause (each level, and the profile run):
+    # up to 70 conversations a second (the bot did 40 in run 18).
+    ids_needed = (2 * sum(args.levels) * int(args.duration / 15 + 2)
+                  + (len(args.sat) + 1) * int(args.sat_duration * 70) + 8)
     ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat) + 1) + 8)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         work = Path(tmp)
