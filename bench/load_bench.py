@@ -672,8 +672,8 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
             for stack in (stacks if i % 2 == 0 else stacks[::-1]):
                 stack.paused(level)
         # Without pause each stack's run at a level is cut into slices that take turns with the other stacks'
-        # slices. In run 18 the floor's run measured 603 msg/s and the bot's, right after it, 237; a quick run
-        # half an hour later gave 482 and 235: this host's speed moves within a minute.
+        # slices. In run 18 the floor's run measured 603 msg/s and the bot's, minutes later, 237; a quick run
+        # half an hour later gave 482 and 235: the host's speed moved by a quarter and caught one stack only.
         turn = len(args.levels)
         for c in args.sat:
             for _ in range(args.sat_slices):
@@ -815,6 +815,13 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     return "\n".join(lines) + "\n"
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[10, 50, 100])
@@ -823,7 +830,7 @@ def main() -> int:
     parser.add_argument("--spread", type=float, default=15.0, help="start times spread over this many seconds")
     parser.add_argument("--sat", type=lambda s: [int(x) for x in s.split(",")], default=[8, 24])
     parser.add_argument("--sat-duration", type=float, default=45.0, help="seconds per no-pause level, all slices")
-    parser.add_argument("--sat-slices", type=int, default=3,
+    parser.add_argument("--sat-slices", type=positive_int, default=3,
                         help="slices of each no-pause run, the stacks taking turns slice by slice")
     parser.add_argument("--max-conversations", type=int, default=2000, help="per run (bounds every loop)")
     parser.add_argument("--no-profile", dest="profile", action="store_false")
