@@ -673,7 +673,7 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
                 stack.paused(level)
         # Without pause each stack's run at a level is cut into slices that take turns with the other stacks'
         # slices. In run 18 the floor's run measured 603 msg/s and the bot's, minutes later, 237; a quick run
-        # half an hour later gave 482 and 235: the host's speed moved by a quarter and caught one stack only.
+        # half an hour later gave 482 and 235: the host's speed moved by a fifth and caught one stack only.
         turn = len(args.levels)
         for c in args.sat:
             for _ in range(args.sat_slices):
