@@ -421,10 +421,8 @@ def test_other_features_are_left_to_rasa():
                           ORIGINAL_COMBINE(dense, ["a", "b"]).features)
 
 
-def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_training_conversation():
-    """The trained rule policy, given the states after every event of every story and rule: the rule keys that
-    match the last states only, remembered by those states, are the keys Rasa's match over all states gives,
-    for both of its lookups."""
+def _trained_rule_policy() -> tuple:
+    """The trained model's rule policy, its domain, and the training conversations (every story and rule)."""
     import asyncio
     from pathlib import Path
 
@@ -433,7 +431,6 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
     from rasa.shared.core.generator import TrainingDataGenerator
     from rasa.shared.importers.importer import TrainingDataImporter
 
-    original = rasa_speedups.ORIGINALS["RulePolicy._get_possible_keys"]
     root = Path(__file__).resolve().parents[2]
     agent = asyncio.run(load_agent(str(root / "models" / "current.tar.gz")))
     nodes = agent.processor.graph_runner._instantiated_nodes.values()
@@ -441,10 +438,19 @@ def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_traini
     domain = agent.processor.domain
     importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
                                                      [str(root / "data")])
+    return policy, domain, TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate()
+
+
+def test_rules_are_matched_as_rasa_matches_them_for_every_prefix_of_every_training_conversation():
+    """The trained rule policy, given the states after every event of every story and rule: the rule keys that
+    match the last states only, remembered by those states, are the keys Rasa's match over all states gives,
+    for both of its lookups."""
+    original = rasa_speedups.ORIGINALS["RulePolicy._get_possible_keys"]
+    policy, domain, conversations = _trained_rule_policy()
     lookups = [lookup for lookup in policy.lookup.values() if isinstance(lookup, dict) and lookup]
     assert len(lookups) == 2
     checked = matched = 0
-    for generated in TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate():
+    for generated in conversations:
         tracker = DialogueStateTracker(generated.sender_id, domain.slots)
         for event in generated.events:
             tracker.update(event, domain)
@@ -487,26 +493,14 @@ def test_the_rule_policy_predicts_as_rasa_does_without_its_text_look_for_every_p
     """This bot's rules all end on an intent or after another action than action_listen, so the rule policy
     skips the look with the user's text in place of the intent. After every event of every story and rule,
     Rasa's own text look finds nothing there, and the prediction is Rasa's own."""
-    import asyncio
-    from pathlib import Path
-
-    from rasa.core.agent import load_agent
     from rasa.core.policies.rule_policy import RulePolicy
     from rasa.shared.core.constants import ACTION_LISTEN_NAME
-    from rasa.shared.core.generator import TrainingDataGenerator
-    from rasa.shared.importers.importer import TrainingDataImporter
 
     original_find = rasa_speedups.ORIGINALS["RulePolicy._find_action_from_rules"]
-    root = Path(__file__).resolve().parents[2]
-    agent = asyncio.run(load_agent(str(root / "models" / "current.tar.gz")))
-    nodes = agent.processor.graph_runner._instantiated_nodes.values()
-    policy = next(node._component for node in nodes if isinstance(node._component, RulePolicy))
-    domain = agent.processor.domain
+    policy, domain, conversations = _trained_rule_policy()
     assert rasa_speedups.rules_skip_the_text_look(policy)
-    importer = TrainingDataImporter.load_from_config(str(root / "config.yml"), str(root / "domain.yml"),
-                                                     [str(root / "data")])
     skipped = predicted = 0
-    for generated in TrainingDataGenerator(importer.get_stories(), domain, augmentation_factor=0).generate():
+    for generated in conversations:
         tracker = DialogueStateTracker(generated.sender_id, domain.slots)
         for event in generated.events:
             tracker.update(event, domain)
