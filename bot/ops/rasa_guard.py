@@ -375,6 +375,17 @@ _install_action_guard()
 KEPT_CONNECTION_IDLE_S = 2.0
 
 
+def action_call_json(body: Any) -> str:
+    """An action call's JSON by ujson (Rasa's own dependency): the same document as `json.dumps`, which aiohttp
+    uses by default, in about half the time (2 % of a replica's samples under load went to encoding the
+    calls); Chinese text goes as UTF-8 instead of \\u escapes. What ujson cannot encode goes to `json.dumps`,
+    which encodes it as before or raises its own error."""
+    try:
+        return ujson.dumps(body, ensure_ascii=False, escape_forward_slashes=False)
+    except (TypeError, OverflowError, ValueError):
+        return json.dumps(body)
+
+
 class _KeptSession:
     """What `EndpointConfig.session()` returns instead of a new `aiohttp.ClientSession`: the endpoint's one
     session on this event loop, which `async with` leaves open. Rasa made a session, and so a new TCP connection,
@@ -395,7 +406,8 @@ class _KeptSession:
                     if endpoint.basic_auth else None)  # as EndpointConfig.session builds it
             session = aiohttp.ClientSession(
                 headers=endpoint.headers, auth=auth, timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
-                connector=aiohttp.TCPConnector(keepalive_timeout=KEPT_CONNECTION_IDLE_S))
+                connector=aiohttp.TCPConnector(keepalive_timeout=KEPT_CONNECTION_IDLE_S),
+                json_serialize=action_call_json)
             kept = endpoint.__dict__["_bot_kept_session"] = (loop, session)
             _KEPT_SESSIONS.append(session)
         return kept[1]

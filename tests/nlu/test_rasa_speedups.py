@@ -889,3 +889,53 @@ def test_a_repeated_text_gets_the_graphs_result_without_running_it_again(monkeyp
     assert small.get("a") == {"n": 1}  # "a" is now the more recent
     small.put("c", {"n": 3})
     assert (small.get("b"), small.get("a"), small.get("c"), len(small)) == (None, {"n": 1}, {"n": 3}, 2)
+
+
+def test_a_trackers_loop_state_is_what_dataclasses_asdict_makes_of_it():
+    """The active form's state in `current_state` (sent with every custom-action call): the same dict as
+    `dataclasses.asdict`, with containers of its own; values that are not plain trees (a NumPy number, a dict
+    subclass, a named tuple, a set, a nested dataclass) get `dataclasses.asdict`'s own copy."""
+    import collections
+    import dataclasses
+
+    import numpy as np
+    import rasa.shared.core.trackers as trackers
+    from rasa.shared.core.events import ActiveLoop as ActiveLoopEvent, UserUttered
+    from rasa.shared.core.trackers import TrackerActiveLoop as ActiveLoop
+
+    assert isinstance(trackers.dataclasses, rasa_speedups._TreeAsdictModule)
+    assert trackers.dataclasses.dataclass is dataclasses.dataclass  # every other name is the module's own
+    parse = {"text": "质量问题，我要退货", "intent": {"name": "reason_quality", "confidence": 0.9958121180534363},
+             "entities": [{"entity": "resolution", "value": "return_refund", "start": 7, "end": 9,
+                           "confidence": 1.0, "extractor": "ShopEntityExtractor"}],
+             "intent_ranking": [{"name": "reason_quality", "confidence": 0.99}, {"name": "deny", "confidence": 1e-7}],
+             "message_id": "abc", "metadata": {"buyer_token": "t", "shop": None, "flags": (True, False, 3)},
+             "response_selector": {}}
+    Pair = collections.namedtuple("Pair", "a b")
+
+    @dataclasses.dataclass
+    class Inner:
+        n: int
+
+    odd = [{"x": np.float32(0.5)}, collections.OrderedDict(k=[1]), {"p": Pair(1, [2])}, {"s": {1, 2}},
+           {"inner": Inner(3)}]
+    for trigger in [parse, None, {}, *odd]:
+        loop = ActiveLoop("after_sale_form", True, False, trigger)
+        mine, theirs = rasa_speedups._tree_asdict(loop), dataclasses.asdict(loop)
+        assert mine == theirs and list(mine) == list(theirs)
+        assert type(mine["trigger_message"]) is type(theirs["trigger_message"])
+        if isinstance(trigger, dict) and trigger:
+            assert mine["trigger_message"] is not trigger
+    mine = rasa_speedups._tree_asdict(ActiveLoop("f", True, False, parse))
+    mine["trigger_message"]["entities"][0]["value"] = "changed"
+    mine["trigger_message"]["metadata"]["buyer_token"] = "changed"
+    assert parse["entities"][0]["value"] == "return_refund" and parse["metadata"]["buyer_token"] == "t"
+    assert rasa_speedups._tree_asdict(Inner(1), dict_factory=collections.OrderedDict) == collections.OrderedDict(n=1)
+
+    tracker = DialogueStateTracker("s", [])
+    tracker.update(UserUttered("质量问题，我要退货", parse["intent"], parse["entities"], parse_data=parse))
+    tracker.update(ActiveLoopEvent("after_sale_form"))
+    state = tracker.current_state()
+    assert state["active_loop"] == dataclasses.asdict(tracker.active_loop)
+    assert state["active_loop"]["trigger_message"]["intent"]["name"] == "reason_quality"
+    assert DialogueStateTracker("t", []).current_state()["active_loop"] == {}
