@@ -23,6 +23,7 @@ library. Measured with py-spy under load (bench/LOAD_RESULTS.md):
 - the message processor deep-copied the events of every action it ran, for debug log lines that are dropped
   unless the log level is DEBUG;
 - every custom-action call deep-copied, value by value, the parse of the message that started the active form;
+- every answer's variation was picked through a NumPy object array built from the list of variations;
 - every state of every prediction built the set of entities its intent wants, for messages without entities;
 - a button's payload went through every NLU component before Rasa replaced their result with the payload's;
 - the same short texts (你好, 确认, 谢谢, 好的 …) went through every NLU component again for every buyer.
@@ -70,6 +71,7 @@ def install() -> None:
     _install_plain_slot_copies()
     _install_log_only_copies()
     _install_tree_copied_loop_state()
+    _install_direct_response_choice()
     _install_entity_free_states()
     _install_payload_parse()
     _install_parse_cache()
@@ -809,6 +811,39 @@ def _install_tree_copied_loop_state() -> None:
     import rasa.shared.core.trackers as trackers
 
     _patch(trackers, "dataclasses", _TreeAsdictModule())
+
+
+def _install_direct_response_choice() -> None:
+    """Rasa picks one of a response's variations with `np.random.choice(variations)`, which first turns the list
+    of dicts into a NumPy object array (1 % of a replica's samples under load). For a list without weights,
+    `choice` draws `randint(0, len)` from NumPy's global generator and returns that element: the pick here draws
+    the same number and takes the variation from the list, so a seeded generator picks as before. The variations
+    are filtered by Rasa's own ResponseVariationFilter, and a conditional variation is logged as Rasa logs it."""
+    import logging
+
+    import numpy as np
+    from rasa.core.nlg.generator import ResponseVariationFilter
+    from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+    from rasa.shared.constants import RESPONSE_CONDITION
+
+    logger = logging.getLogger("rasa.core.nlg.response")
+
+    def _random_response_for(self: TemplatedNaturalLanguageGenerator, utter_action: Text, output_channel: Text,
+                             filled_slots: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+        if utter_action not in self.responses:
+            return None
+        suitable = ResponseVariationFilter(self.responses).responses_for_utter_action(
+            utter_action, output_channel, filled_slots)
+        if not suitable:
+            return None
+        selected = suitable[np.random.randint(0, len(suitable))]
+        condition = selected.get(RESPONSE_CONDITION)
+        if condition:
+            logger.debug("Selecting response variation with conditions:"
+                         f"{self._format_response_conditions(condition)}")
+        return selected
+
+    _patch(TemplatedNaturalLanguageGenerator, "_random_response_for", _random_response_for)
 
 
 def _install_entity_free_states() -> None:

@@ -939,3 +939,37 @@ def test_a_trackers_loop_state_is_what_dataclasses_asdict_makes_of_it():
     assert state["active_loop"] == dataclasses.asdict(tracker.active_loop)
     assert state["active_loop"]["trigger_message"]["intent"]["name"] == "reason_quality"
     assert DialogueStateTracker("t", []).current_state()["active_loop"] == {}
+
+
+def test_a_response_variation_is_the_one_rasa_picks_from_the_same_random_state():
+    """For every response of the domain, ones with several variations, conditions on slots and channels, and
+    names that are not responses: from the same seed the pick is the same variation (the same dict), and NumPy's
+    generator is left in the same state."""
+    import numpy as np
+    from rasa.core.nlg.response import TemplatedNaturalLanguageGenerator
+    from rasa.shared.core.domain import Domain
+
+    original = rasa_speedups.ORIGINALS["TemplatedNaturalLanguageGenerator._random_response_for"]
+    responses = dict(Domain.load(str(Path(__file__).resolve().parents[2] / "domain.yml")).responses)
+    responses["utter_many"] = [{"text": f"variation {n}"} for n in range(7)]
+    responses["utter_conditional"] = [
+        {"text": "vip", "condition": [{"type": "slot", "name": "vip", "value": True}]},
+        {"text": "vip on socket.io", "channel": "socketio",
+         "condition": [{"type": "slot", "name": "vip", "value": True}]},
+        {"text": "anyone"}, {"text": "anyone, again"}]
+    nlg = TemplatedNaturalLanguageGenerator(responses)
+    assert len(responses) > 50
+    picked_differently = set()
+    for seed in range(12):
+        for name in [*responses, "utter_not_there"]:
+            for channel, slots in (("rest", {}), ("socketio", {"vip": True}), ("rest", {"vip": True})):
+                np.random.seed(seed)
+                theirs = original(nlg, name, channel, slots)
+                state = np.random.get_state()[1].copy()
+                np.random.seed(seed)
+                mine = nlg._random_response_for(name, channel, slots)
+                assert mine is theirs
+                assert (np.random.get_state()[1] == state).all()
+                if name == "utter_many":
+                    picked_differently.add(mine["text"])
+    assert len(picked_differently) > 3  # the seeds pick different variations, as Rasa's pick does
