@@ -1,13 +1,14 @@
 """Rasa 3.6 spends much of a message's CPU on work it could do once; these patches do it once, with the
 same results. Installed in every Rasa server we start (dev: bot.nlu.serve, production: bot.ops.rasa_guard).
-Imports only rasa, its own dependencies (numpy, scipy, scikit-learn, TensorFlow), fastjsonschema and the standard
-library. Measured with py-spy under load (bench/LOAD_RESULTS.md):
+Imports only rasa, its own dependencies (numpy, scipy, scikit-learn, TensorFlow), fastjsonschema, the standard
+library and bot.nlu.diet_numpy (which imports no more). Measured with py-spy under load (bench/LOAD_RESULTS.md):
 
 - checking every action-server answer with `jsonschema.validate` built a validator per call, tried all
   23 event kinds of the schema's `oneOf` on every event, and walked the schema for each;
 - turning stored events back into objects searched all subclasses of `Event` for every single event;
 - every graph run (NLU, each policy prediction) walked the graph schema to find the nodes it needs;
 - DIET's TensorFlow graph was looked up again, and its inputs matched against its signature, on every call;
+- DIET's graph ran some 340 TensorFlow ops per message, each with its dispatch cost, for little arithmetic;
 - every prediction replayed the whole conversation into states once per policy, twice for the rule policy,
   and worked out which events apply (quadratic in a form) a dozen times per message;
 - the rule policy matched every rule against every state of the conversation, though rules are short;
@@ -58,6 +59,7 @@ def install() -> None:
     _install_event_type_cache()
     _install_minimal_schema_cache()
     _install_concrete_prediction()
+    _install_numpy_diet()
     _install_applied_events_reuse()
     _install_rule_matching_window()
     _install_intent_only_rule_lookup()
@@ -215,6 +217,43 @@ def _install_concrete_prediction() -> None:
         return outputs
 
     _patch(RasaModel, "_rasa_predict", _rasa_predict)
+
+
+def _install_numpy_diet() -> None:
+    """DIET's intent prediction runs in NumPy (bot.nlu.diet_numpy), with the graph's outputs (intent scores and
+    diagnostic data) to float32 rounding. TensorFlow dispatched each of the graph's ~340 ops separately, some
+    20 µs each on a slow host, for a few small matrix products: about 7 ms per message there, 60 % of a parse.
+    The weights are read from the Keras layers once, at the first prediction after the model is prepared.
+    A model with anything the NumPy path does not implement (entity recognition, relative attention,
+    ResponseSelector's model …: `diet_numpy.unsupported_reason`), and the first prediction (which prepares
+    the model), keep TensorFlow, as does every other model (TED) through `RasaModel._rasa_predict`."""
+    import logging
+
+    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.shared.constants import DIAGNOSTIC_DATA
+    from rasa.utils.tensorflow.models import RasaModel
+
+    from bot.nlu import diet_numpy
+
+    logger = logging.getLogger(__name__)
+
+    def _rasa_predict(self: DIET, batch_in: Any) -> Dict[Text, Any]:
+        if not self.prepared_for_prediction or getattr(self, "all_labels_embed", None) is None:
+            return RasaModel._rasa_predict(self, batch_in)
+        known = self.__dict__.get("_bot_numpy_diet")
+        if known is None or known[0] is not self.all_labels_embed:  # prepared again: read again
+            reason = diet_numpy.unsupported_reason(self)
+            if reason is not None:
+                logger.debug(f"DIET predicts with TensorFlow: the NumPy path lacks {reason}.")
+            known = self.__dict__["_bot_numpy_diet"] = (
+                self.all_labels_embed, diet_numpy.NumpyDiet(self) if reason is None else None)
+        if known[1] is None:
+            return RasaModel._rasa_predict(self, batch_in)
+        outputs = known[1].predict(batch_in)
+        outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
+        return outputs
+
+    _patch(DIET, "_rasa_predict", _rasa_predict)
 
 
 def _install_rule_matching_window() -> None:

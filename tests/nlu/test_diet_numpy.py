@@ -1,0 +1,210 @@
+"""bot.nlu.diet_numpy and its patch: DIET's intent prediction in NumPy gives the TensorFlow graph's results (to
+float32 rounding) for the trained model, and models it does not implement keep the graph."""
+
+import asyncio
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from rasa.core.agent import load_agent
+from rasa.nlu.classifiers.diet_classifier import DIET, LABEL_KEY, LABEL_SUB_KEY, DIETClassifier
+from rasa.shared.constants import DIAGNOSTIC_DATA
+from rasa.utils.tensorflow import constants as c
+from rasa.utils.tensorflow.data_generator import RasaBatchDataGenerator
+from rasa.utils.tensorflow.model_data import RasaModelData
+from rasa.utils.tensorflow.models import RasaModel
+
+from bench.phrasings import STEPS
+from bot.nlu import diet_numpy, rasa_speedups
+
+rasa_speedups.install()
+RASAS_PREDICT = rasa_speedups.ORIGINALS["RasaModel._rasa_predict"]  # Rasa's own tf.function call
+ROOT = Path(__file__).resolve().parents[2]
+ODD = ["好", "😀", "🙂🙂🙂", "退" * 300, "衣服穿了一次就开线了，" * 25, "订单202611200000000104 发错货了",
+       "12345", "hello, where is my refund?", "I want to return this sweater", "？？？？", "a", "。", "退货 refund 123"]
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    """The trained model's agent, its DIETClassifier, and what DIET was loaded from (to build other DIETs)."""
+    import gc
+
+    seen = {}
+    original = DIETClassifier._load_model.__func__
+
+    def spy(cls, entity_tag_specs, label_data, config, data_example, model_path, finetune_mode=False):
+        seen.update(entity_tag_specs=entity_tag_specs, label_data=label_data, config=config,
+                    data_example=data_example)
+        return original(cls, entity_tag_specs, label_data, config, data_example, model_path, finetune_mode)
+
+    DIETClassifier._load_model = classmethod(spy)
+    try:
+        agent = asyncio.run(load_agent(str(ROOT / "models" / "current.tar.gz")))
+    finally:
+        DIETClassifier._load_model = classmethod(original)
+    models = []
+    patched = DIET._rasa_predict
+    DIET._rasa_predict = lambda self, batch_in: models.append(self) or patched(self, batch_in)
+    try:
+        asyncio.run(agent.parse_message("你好"))
+    finally:
+        DIET._rasa_predict = patched
+    diet = next(o for o in gc.get_objects() if isinstance(o, DIETClassifier) and o.model is models[0])
+    return agent, diet, seen
+
+
+def _texts() -> list:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    training = [m.get("text") for m in load_data(str(ROOT / "data" / "nlu")).training_examples]
+    bench = [text for label, phrasings, _ in STEPS if label != "quality reason" for text in phrasings]
+    complaints = next(p for label, p, _ in STEPS if label == "quality reason")
+    texts = dict.fromkeys(training + bench + list(complaints[::4]) + ODD)
+    return [text for text in texts if not text.startswith("/")]  # a payload (/deny) skips DIET
+
+
+def _batches(agent, monkeypatch, texts) -> list:
+    """The batch DIET's prediction gets for each text, parsed by the agent (each text once)."""
+    batches: list = []
+    patched = DIET._rasa_predict
+
+    def spy(self, batch_in):
+        batches.append((self, batch_in))
+        return patched(self, batch_in)
+
+    monkeypatch.setattr(rasa_speedups, "PARSE_CACHE_SIZE", 0)
+    monkeypatch.setattr(DIET, "_rasa_predict", spy)
+
+    async def parse_all() -> None:
+        for text in texts:
+            await agent.parse_message(text)
+
+    asyncio.run(parse_all())
+    monkeypatch.setattr(DIET, "_rasa_predict", patched)
+    return batches
+
+
+def test_the_numpy_path_ranks_intents_as_the_graph_does_for_every_training_text_and_bench_phrasing(
+        loaded, monkeypatch):
+    """All training examples, every bench phrasing but the complaints, a quarter of the 5,040 complaints and odd
+    texts: the same ranking (names and order), every confidence within 1e-5, and the same diagnostic data."""
+    agent, diet, _ = loaded
+    texts = _texts()
+    assert len(texts) > 2500
+    batches = _batches(agent, monkeypatch, texts)
+    assert len(batches) == len(texts) and all(model is diet.model for model, _ in batches)
+    tf_calls = []
+    monkeypatch.setattr(RasaModel, "_rasa_predict", lambda self, b: tf_calls.append(1) or RASAS_PREDICT(self, b))
+    worst = {"i_scores": 0.0, "text_transformed": 0.0, "attention_weights": 0.0}
+    for model, batch_in in batches:
+        mine, rasas = DIET._rasa_predict(model, batch_in), RASAS_PREDICT(model, batch_in)
+        assert sorted(mine) == sorted(rasas) and sorted(mine[DIAGNOSTIC_DATA]) == sorted(rasas[DIAGNOSTIC_DATA])
+        (label, ranking), (their_label, their_ranking) = diet._predict_label(mine), diet._predict_label(rasas)
+        assert label["name"] == their_label["name"]
+        assert [r["name"] for r in ranking] == [r["name"] for r in their_ranking]
+        pairs = [("i_scores", mine["i_scores"], rasas["i_scores"])] + [
+            (key, mine[DIAGNOSTIC_DATA][key], rasas[DIAGNOSTIC_DATA][key]) for key in worst if key != "i_scores"]
+        for key, a, b in pairs:
+            assert a.shape == b.shape and a.dtype == b.dtype == np.float32, key
+            worst[key] = max(worst[key], float(np.abs(a - b).max()))
+    assert not tf_calls  # the NumPy path answered every time
+    print(f"largest differences over {len(batches)} texts: {worst}")
+    assert max(worst.values()) <= 1e-5, worst
+
+
+def test_a_parse_is_the_one_rasas_own_code_gives(loaded, monkeypatch):
+    """Whole parse results (intent, ranking, entities, text) with the NumPy path and with Rasa's own prediction."""
+    agent, diet, _ = loaded
+    monkeypatch.setattr(rasa_speedups, "PARSE_CACHE_SIZE", 0)
+    complaints = next(p for label, p, _ in STEPS if label == "quality reason")
+    texts = ODD + [t for label, p, _ in STEPS if label != "quality reason" for t in p] + list(complaints[1::50])
+
+    async def parse_all() -> list:
+        return [await agent.parse_message(text) for text in texts]
+
+    mine = asyncio.run(parse_all())
+    assert diet.model.__dict__["_bot_numpy_diet"][1] is not None
+    monkeypatch.delattr(DIET, "_rasa_predict")
+    monkeypatch.setattr(RasaModel, "_rasa_predict", RASAS_PREDICT)
+    rasas = asyncio.run(parse_all())
+    for a, b in zip(mine, rasas):
+        assert set(a) == set(b)
+        assert a["text"] == b["text"] and a["entities"] == b["entities"] and a["intent"]["name"] == b["intent"]["name"]
+        assert a["intent"]["confidence"] == pytest.approx(b["intent"]["confidence"], abs=1e-5)
+        assert [r["name"] for r in a["intent_ranking"]] == [r["name"] for r in b["intent_ranking"]]
+        for x, y in zip(a["intent_ranking"], b["intent_ranking"]):
+            assert x["confidence"] == pytest.approx(y["confidence"], abs=1e-5)
+    assert {p["intent"]["name"] for p in mine} >= {"greet", "reason_quality", "affirm", "thank", "nlu_fallback"}
+
+
+def _fresh_diet(seen: dict, **changes) -> DIET:
+    """A DIET built as Rasa loads one, with the trained model's data but another config, its weights from one
+    training step: enough to compare two ways of computing its prediction."""
+    config = copy.deepcopy(seen["config"])
+    config.update(changes)
+    example = RasaModelData(label_key=LABEL_KEY, label_sub_key=LABEL_SUB_KEY, data=seen["data_example"])
+    tf.random.set_seed(3)
+    model = DIET(data_signature=example.get_signature(), label_data=seen["label_data"],
+                 entity_tag_specs=seen["entity_tag_specs"], config=config)
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.001))
+    model.fit(RasaBatchDataGenerator(example, batch_size=1), verbose=False)
+    return model
+
+
+def test_rasas_default_transformer_and_hidden_layers_are_computed_as_the_graph_does(loaded, monkeypatch):
+    """Rasa's default DIET transformer (2 layers of 256 units), hidden layers and cosine similarity, on a freshly
+    built model: the NumPy path (not this bot's set-up alone) agrees with the graph."""
+    agent, _, seen = loaded
+    batches = _batches(agent, monkeypatch, ODD + ["衣服穿了一次就开线了，我要退货", "你好", "确认提交"])
+    for changes in ({c.NUM_TRANSFORMER_LAYERS: 2, c.TRANSFORMER_SIZE: 256,
+                     c.HIDDEN_LAYERS_SIZES: {"text": [64, 32], "label": [16]}},
+                    {c.SIMILARITY_TYPE: c.COSINE, c.DROP_RATE_ATTENTION: 0.1}):
+        model = _fresh_diet(seen, **changes)
+        model._rasa_predict(batches[0][1])  # the first call prepares the model (TensorFlow)
+        assert diet_numpy.unsupported_reason(model) is None
+        for _, batch_in in batches:
+            mine, rasas = model._rasa_predict(batch_in), RASAS_PREDICT(model, batch_in)
+            assert model.__dict__["_bot_numpy_diet"][1] is not None
+            assert np.abs(mine["i_scores"] - rasas["i_scores"]).max() <= 1e-5
+            for key in ("text_transformed", "attention_weights"):
+                a, b = mine[DIAGNOSTIC_DATA][key], rasas[DIAGNOSTIC_DATA][key]
+                assert a.shape == b.shape and np.abs(a - b).max() <= 1e-4, key
+
+
+@pytest.mark.parametrize("key, value", [(c.ENTITY_RECOGNITION, True), (c.KEY_RELATIVE_ATTENTION, True),
+                                        (c.VALUE_RELATIVE_ATTENTION, True), (c.UNIDIRECTIONAL_ENCODER, True),
+                                        (c.MASKED_LM, True), (c.MODEL_CONFIDENCE, "linear"),
+                                        (c.SHARE_HIDDEN_LAYERS, True), (c.SIMILARITY_TYPE, "other")])
+def test_a_config_the_numpy_path_lacks_is_refused(loaded, monkeypatch, key, value):
+    _, diet, _ = loaded
+    assert diet_numpy.unsupported_reason(diet.model) is None
+    monkeypatch.setitem(diet.model.config, key, value)
+    assert key in diet_numpy.unsupported_reason(diet.model)
+
+
+def test_a_model_with_relative_attention_predicts_with_tensorflow(loaded, monkeypatch):
+    """A real DIET with relative attention (not implemented in NumPy): its predictions are the graph's own."""
+    agent, _, seen = loaded
+    batches = _batches(agent, monkeypatch, ["衣服穿了一次就开线了，我要退货", "你好", "退" * 300])
+    model = _fresh_diet(seen, **{c.KEY_RELATIVE_ATTENTION: True, c.VALUE_RELATIVE_ATTENTION: True})
+    model._rasa_predict(batches[0][1])
+    assert "relative" in diet_numpy.unsupported_reason(model)
+    tf_calls = []
+    monkeypatch.setattr(RasaModel, "_rasa_predict", lambda self, b: tf_calls.append(1) or RASAS_PREDICT(self, b))
+    for _, batch_in in batches:
+        mine, rasas = model._rasa_predict(batch_in), RASAS_PREDICT(model, batch_in)
+        assert np.array_equal(mine["i_scores"], rasas["i_scores"])
+    assert len(tf_calls) == len(batches) and model.__dict__["_bot_numpy_diet"][1] is None
+
+
+def test_other_models_keep_rasas_prediction():
+    """Only DIET itself is patched: TED and ResponseSelector's DIET2DIET (a DIET) are refused by class."""
+    from rasa.core.policies.ted_policy import TED
+    from rasa.nlu.selectors.response_selector import DIET2DIET
+
+    assert TED._rasa_predict is RasaModel._rasa_predict
+    assert DIET._rasa_predict is not RasaModel._rasa_predict
+    fake = object.__new__(DIET2DIET)
+    assert "DIET2DIET" in diet_numpy.unsupported_reason(fake)
