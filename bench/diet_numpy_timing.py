@@ -1,54 +1,82 @@
-"""DIET's process, its _rasa_predict and whole parses, in process: TensorFlow (the concrete graph, the fallback)
-vs NumPy (bot.nlu.diet_numpy), on the same 250 complaint texts after 40 others as warm-up, parse cache off.
-Run: cd <repo> && PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=3 <rasa venv>/bin/python bench/diet_numpy_timing.py"""
-import asyncio, os, statistics, sys, time
+"""DIET in process, TensorFlow against NumPy: DIET's `process`, its `_rasa_predict` and whole parses with the
+concrete TensorFlow graph (the fallback, the baseline) and with bot.nlu.diet_numpy, on the same 250 quality
+complaints after 40 others as a warm-up, parse cache off. The two run in turns, two rounds; the last line gives
+NumPy's medians as a ratio of TensorFlow's over both rounds.
+
+Run: PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=3 .venv/rasa/bin/python bench/diet_numpy_timing.py [model]
+"""
+
+import asyncio
+import os
+import statistics
+import sys
+import time
 from pathlib import Path
+
 os.chdir(Path(__file__).resolve().parents[1])
-from rasa.core.agent import Agent
-from bot.nlu import rasa_speedups; rasa_speedups.install()
-from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
-from bench.phrasings import STEPS
+
+from rasa.core.agent import Agent  # noqa: E402
+from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier  # noqa: E402
+from rasa.utils.tensorflow.models import RasaModel  # noqa: E402
+
+from bench.phrasings import STEPS  # noqa: E402
+from bot.nlu import rasa_speedups  # noqa: E402
+
+rasa_speedups.install()
 rasa_speedups.PARSE_CACHE_SIZE = 0  # every parse runs the graph
-complaints = list(next(p for label, p, _ in STEPS if label == "quality reason"))
-warm, texts = complaints[3::97][:40], complaints[::19][:250]
-numpy_predict = DIET.__dict__["_rasa_predict"]
-record = []
-original_process = DIETClassifier.process
-def timed_process(self, messages):
-    w, c = time.perf_counter(), time.process_time()
-    out = original_process(self, messages)
-    record.append((time.perf_counter() - w, time.process_time() - c))
-    return out
-DIETClassifier.process = timed_process  # before loading: graph nodes keep the bound method
-agent = Agent.load(sys.argv[1] if len(sys.argv) > 1 else "models/current.tar.gz")
-from rasa.utils.tensorflow.models import RasaModel
-tf_predict = RasaModel._rasa_predict
-predict_record = []
-def timing(fn):
-    def wrapped(self, batch_in):
-        w, c = time.perf_counter(), time.process_time()
-        out = fn(self, batch_in)
-        predict_record.append((time.perf_counter() - w, time.process_time() - c))
+COMPLAINTS = list(next(p for label, p, _ in STEPS if label == "quality reason"))
+WARM, TEXTS = COMPLAINTS[3::97][:40], COMPLAINTS[::19][:250]
+NUMPY_PREDICT, TF_PREDICT = DIET.__dict__["_rasa_predict"], RasaModel._rasa_predict
+
+process_times: list = []  # (wall, cpu) per DIET.process call
+predict_times: list = []  # (wall, cpu) per _rasa_predict call
+
+
+def timed(fn, into: list):
+    def wrapped(*args, **kwargs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn(*args, **kwargs)
+        into.append((time.perf_counter() - wall, time.process_time() - cpu))
         return out
     return wrapped
-def set_mode(mode):
-    DIET._rasa_predict = timing(numpy_predict if mode == "numpy" else tf_predict)
-async def run(mode, batch):
-    set_mode(mode); record.clear(); predict_record.clear(); parses = []
-    for t in batch:
-        w, c = time.perf_counter(), time.process_time()
-        await agent.parse_message(t)
-        parses.append((time.perf_counter() - w, time.process_time() - c))
-    return list(record), parses, list(predict_record)
-def ms(values): return f"mean {statistics.mean(values)*1e3:.2f} ms, median {statistics.median(values)*1e3:.2f} ms"
-async def main():
-    for mode in ("tf", "numpy"): await run(mode, warm)
-    for rnd in (1, 2):
+
+
+DIETClassifier.process = timed(DIETClassifier.process, process_times)  # before loading: nodes keep the method
+agent = Agent.load(sys.argv[1] if len(sys.argv) > 1 else "models/current.tar.gz")
+
+
+async def run(mode: str, texts: list) -> dict:
+    DIET._rasa_predict = timed(NUMPY_PREDICT if mode == "numpy" else TF_PREDICT, predict_times)
+    process_times.clear()
+    predict_times.clear()
+    parses = []
+    for text in texts:
+        wall, cpu = time.perf_counter(), time.process_time()
+        await agent.parse_message(text)
+        parses.append((time.perf_counter() - wall, time.process_time() - cpu))
+    assert len(process_times) == len(texts)
+    return {"DIET.process": list(process_times), "_rasa_predict": list(predict_times), "parse": parses}
+
+
+def ms(values: list) -> str:
+    return f"mean {statistics.mean(values) * 1e3:.2f} ms, median {statistics.median(values) * 1e3:.2f} ms"
+
+
+async def main() -> None:
+    for mode in ("tf", "numpy"):
+        await run(mode, WARM)
+    medians: dict = {"tf": {}, "numpy": {}}
+    for round_ in (1, 2):
         for mode in ("tf", "numpy"):
-            diet, parses, pred = await run(mode, texts)
-            assert len(diet) == len(texts)
-            print(f"round {rnd} {mode:5} n={len(texts)}  DIET.process wall {ms([d[0] for d in diet])}; "
-                  f"cpu {ms([d[1] for d in diet])} | _rasa_predict wall {ms([d[0] for d in pred])}; "
-                  f"cpu {ms([d[1] for d in pred])}"
-                  f" | parse wall {ms([p[0] for p in parses])}; cpu {ms([p[1] for p in parses])}")
+            times = await run(mode, TEXTS)
+            print(f"round {round_} {mode:5} n={len(TEXTS)}  " + " | ".join(
+                f"{part} wall {ms([t[0] for t in values])}; cpu {ms([t[1] for t in values])}"
+                for part, values in times.items()))
+            for part, values in times.items():
+                medians[mode].setdefault(part, []).extend(t[1] for t in values)
+    print("NumPy / TensorFlow, median CPU over both rounds: " + ", ".join(
+        f"{part} {statistics.median(medians['numpy'][part]) / statistics.median(medians['tf'][part]):.2f}"
+        for part in medians["tf"]))
+
+
 asyncio.run(main())

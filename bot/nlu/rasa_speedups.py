@@ -222,19 +222,25 @@ def _install_concrete_prediction() -> None:
 def _install_numpy_diet() -> None:
     """DIET's intent prediction runs in NumPy (bot.nlu.diet_numpy), with the graph's outputs (intent scores and
     diagnostic data) to float32 rounding. TensorFlow dispatched each of the graph's ~340 ops separately, some
-    20 µs each on a slow host, for a few small matrix products: about 7 ms per message there, 60 % of a parse.
+    15 µs each on a slow host, for a few small matrix products: there a prediction took a median of 5.1 ms of CPU
+    in TensorFlow and 1.7 ms in NumPy, and a new complaint's parse 10.6 ms against 6.4 (bench/diet_numpy_timing.py).
     The weights are read from the Keras layers once, at the first prediction after the model is prepared.
     A model with anything the NumPy path does not implement (entity recognition, relative attention,
     ResponseSelector's model …: `diet_numpy.unsupported_reason`), and the first prediction (which prepares
     the model), keep TensorFlow, as does every other model (TED) through `RasaModel._rasa_predict`."""
     import logging
 
+    import threadpoolctl
     from rasa.nlu.classifiers.diet_classifier import DIET
     from rasa.shared.constants import DIAGNOSTIC_DATA
     from rasa.utils.tensorflow.models import RasaModel
 
     from bot.nlu import diet_numpy
 
+    # NumPy's BLAS on one thread: for products this small a second thread only spins and waits. With OpenBLAS's
+    # two threads a prediction took twice its wall time in CPU (bench/diet_numpy_timing.py), CPU that the
+    # replica's other messages need under load. Process-wide; TensorFlow's own thread pools are not BLAS's.
+    threadpoolctl.threadpool_limits(limits=1, user_api="blas")
     logger = logging.getLogger(__name__)
 
     def _rasa_predict(self: DIET, batch_in: Any) -> Dict[Text, Any]:

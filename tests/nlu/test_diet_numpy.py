@@ -208,3 +208,12 @@ def test_other_models_keep_rasas_prediction():
     assert DIET._rasa_predict is not RasaModel._rasa_predict
     fake = object.__new__(DIET2DIET)
     assert "DIET2DIET" in diet_numpy.unsupported_reason(fake)
+
+
+def test_numpys_blas_runs_on_one_thread_in_a_patched_process():
+    """Two OpenBLAS threads made a NumPy prediction cost twice its wall time in CPU; the patches limit BLAS to
+    one thread for every BLAS library loaded."""
+    import threadpoolctl
+
+    blas = [info for info in threadpoolctl.threadpool_info() if info["user_api"] == "blas"]
+    assert blas and all(info["num_threads"] == 1 for info in blas)
