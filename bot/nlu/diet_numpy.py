@@ -224,6 +224,7 @@ class NumpyDiet:
     def __init__(self, model: Any) -> None:
         _check_config(model)
         self.w = _read_weights(model)
+        self.signature = dict(self.w["signature"])  # per kind of feature, as the batch lists them
         self.positions = np.zeros((0, self.w.get("units", 0)), dtype=np.float32)
 
     def _position_encoding(self, length: int) -> np.ndarray:
@@ -275,13 +276,13 @@ class NumpyDiet:
                     given.setdefault(key, []).append(batch_in[i])
                     i += 1
         lengths = np.asarray(given[SEQUENCE_LENGTH][0]).astype(np.int64)
-        sequence = self._features(w[SEQUENCE], given[SEQUENCE], dict(w["signature"])[SEQUENCE])
+        sequence = self._features(w[SEQUENCE], given[SEQUENCE], self.signature[SEQUENCE])
         batch, length = sequence.shape[:2]
         sequence = sequence * (np.arange(length)[None, :] < lengths[:, None])[:, :, None]
         for layer in w[f"unify.{SEQUENCE}"]:
             sequence = dense(sequence, layer)
         if SENTENCE in w:
-            sentence = self._features(w[SENTENCE], given[SENTENCE], dict(w["signature"])[SENTENCE])
+            sentence = self._features(w[SENTENCE], given[SENTENCE], self.signature[SENTENCE])
             for layer in w[f"unify.{SENTENCE}"]:
                 sentence = dense(sentence, layer)
             # The sentence vector goes right after each text's last token.

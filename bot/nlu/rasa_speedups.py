@@ -248,11 +248,12 @@ def _install_numpy_diet() -> None:
             return RasaModel._rasa_predict(self, batch_in)
         known = self.__dict__.get("_bot_numpy_diet")
         if known is None or known[0] is not self.all_labels_embed:  # prepared again: read again
-            reason = diet_numpy.unsupported_reason(self)
-            if reason is not None:
+            try:  # checks the model and reads its weights once
+                numpy_diet = diet_numpy.NumpyDiet(self)
+            except diet_numpy.Unsupported as reason:
                 logger.debug(f"DIET predicts with TensorFlow: the NumPy path lacks {reason}.")
-            known = self.__dict__["_bot_numpy_diet"] = (
-                self.all_labels_embed, diet_numpy.NumpyDiet(self) if reason is None else None)
+                numpy_diet = None
+            known = self.__dict__["_bot_numpy_diet"] = (self.all_labels_embed, numpy_diet)
         if known[1] is None:
             return RasaModel._rasa_predict(self, batch_in)
         outputs = known[1].predict(batch_in)
