@@ -12,7 +12,8 @@ Runs, in one go on this machine (everything on 127.0.0.1):
      servers, web and 2 workers, on fresh databases;
 and drives them with two shapes:
   - paused: N buyers (10, 50, 100) each pausing ~3 s between messages, start times spread out, for a fixed
-    time; p50/p95/p99 latency and error rate per level;
+    time (longer, in slices, at a level that would otherwise give too few messages for a steady p95);
+    p50/p95/p99 latency and error rate per level;
   - no pause: C buyers sending back to back for a fixed time; throughput in messages per second (the
     highest over the concurrencies tried is the saturation throughput).
 A conversation is the whole refund: greeting, the reason (quality), "photos later", the quote, "确认"
@@ -554,6 +555,7 @@ class StackBench:
         self.out: dict = {"paused": [], "saturation": [], "checks": {}, "profile": {}}
         self.results: list[RunResult] = []
         self.slices: dict[int, tuple[list[RunResult], Counter, float]] = {}  # no-pause level -> its slices so far
+        self.paused_slices: dict[int, list[RunResult]] = {}  # paused level -> its slices so far
 
     def start(self) -> None:
         t = time.monotonic()
@@ -581,13 +583,21 @@ class StackBench:
         r.parse_cache.subtract(before)
         return r
 
-    def paused(self, level: int) -> None:
-        args, name = self.args, self.name
-        r = self.measured(buyers=level, pause=args.pause, duration=args.duration, spread=args.spread,
+    def paused(self, level: int, seconds: float) -> None:
+        """One slice of the paused run at `level` buyers (`paused_total` adds the slices up)."""
+        args = self.args
+        r = self.measured(buyers=level, pause=args.pause, duration=seconds, spread=args.spread,
                           name=f"paused-{level}")
         self.results.append(r)
+        self.paused_slices.setdefault(level, []).append(r)
+
+    def paused_total(self, level: int) -> None:
+        args, name = self.args, self.name
+        slices = self.paused_slices.pop(level)
+        r = merged(slices)
         self.out["paused"].append(r)
-        print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs, p50 {r.pct(50):.3f}s "
+        print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs in {plan_text(r.elapsed, len(slices))}, "
+              f"p50 {r.pct(50):.3f}s "
               f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
               f"{r.throughput:.1f} msg/s; load generator {r.generator_ms_per_message:.1f} ms CPU/msg; "
               f"parse cache {100 * r.cache_hit_share:.0f} % of parses", flush=True)
@@ -666,15 +676,19 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
     try:
         for stack in stacks:
             stack.start()
-        # Floor then bot at one level, bot then floor at the next (and so on): a steady drift in the host's
-        # speed then favours neither.
-        for i, level in enumerate(args.levels):
-            for stack in (stacks if i % 2 == 0 else stacks[::-1]):
-                stack.paused(level)
-        # Without pause each stack's run at a level is cut into slices that take turns with the other stacks'
-        # slices. In run 18 the floor's run measured 603 msg/s and the bot's, minutes later, 237; a quick run
-        # half an hour later gave 482 and 235: the host's speed moved by a fifth and caught one stack only.
-        turn = len(args.levels)
+        # Each stack's run at a level is cut into slices that take turns with the other stacks' slices, the
+        # first stack changing from turn to turn: a drift in the host's speed then favours none. In run 18 the
+        # floor's no-pause run measured 603 msg/s and the bot's, minutes later, 237; a quick run half an hour
+        # later gave 482 and 235: the host's speed moved by a fifth and caught one stack only.
+        turn = 0
+        for level in args.levels:
+            seconds, slices = paused_plan(args, level)
+            for _ in range(slices):
+                for stack in (stacks if turn % 2 == 0 else stacks[::-1]):
+                    stack.paused(level, seconds / slices)
+                turn += 1
+            for stack in stacks:
+                stack.paused_total(level)
         for c in args.sat:
             for _ in range(args.sat_slices):
                 for stack in (stacks if turn % 2 == 0 else stacks[::-1]):
@@ -691,6 +705,21 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
     finally:
         for stack in stacks:
             stack.stop()
+
+
+def paused_plan(args: argparse.Namespace, level: int) -> tuple[float, int]:
+    """How long a paused level runs (all slices) and in how many slices: `--duration` in one run, or longer in
+    up to `--paused-slices` slices where one run would give fewer than about `--min-messages` messages (a buyer
+    sends one message per pause, and starts half the spread late on average in each slice). At 10 buyers 40 s
+    gave 144 messages, whose p95 is the 7th slowest: one slow complaint moved the ratio to the floor by a third
+    from one run to the next. Slices shorter than `--duration` would spend most of their time ramping up."""
+    needed = args.min_messages * args.pause / level
+    slices = max(1, min(args.paused_slices, round(needed / args.duration)))
+    return max(args.duration, needed + slices * args.spread / 2), slices
+
+
+def plan_text(seconds: float, slices: int) -> str:
+    return f"{seconds:.0f} s" + (f" in {slices} slices" if slices > 1 else "")
 
 
 def fmt_ms(seconds: float) -> str:
@@ -720,8 +749,10 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
                 "(config.yml's pipeline with its jieba words, entity rules and DIET, trained on data/nlu): it shows "
                 "what the bot costs beyond understanding each message the way the bot does." if nlu else "")
              + (f" Extra environment: `{' '.join(args.env)}`." if args.env else ""), "",
-             f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s, "
-             f"{args.duration:.0f} s per level)", "",
+             f"## Paused buyers (~{args.pause:.0f} s between messages, starts spread over {args.spread:.0f} s; "
+             + ", ".join(f"{plan_text(*paused_plan(args, level))} at {level}" for level in args.levels)
+             + f" buyers: at least {args.duration:.0f} s, longer for about {args.min_messages} messages, the stacks' "
+             "slices taking turns)", "",
              "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     # The stacks this run measured, in the order of the tables' rows.
@@ -828,6 +859,10 @@ def main() -> int:
     parser.add_argument("--pause", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per paused level")
     parser.add_argument("--spread", type=float, default=15.0, help="start times spread over this many seconds")
+    parser.add_argument("--min-messages", type=int, default=400,
+                        help="a paused level runs longer than --duration where that gives fewer messages")
+    parser.add_argument("--paused-slices", type=positive_int, default=3,
+                        help="at most this many slices of a paused level that runs longer than --duration")
     parser.add_argument("--sat", type=lambda s: [int(x) for x in s.split(",")], default=[8, 24])
     parser.add_argument("--sat-duration", type=float, default=45.0, help="seconds per no-pause level, all slices")
     parser.add_argument("--sat-slices", type=positive_int, default=3,
@@ -853,7 +888,8 @@ def main() -> int:
     extra_env = dict(item.split("=", 1) for item in args.env)
     # Paused: at most one conversation per buyer every 15 s, doubled. No pause (each level, and the profile run):
     # up to 70 conversations a second (the bot did 40 in run 18).
-    ids_needed = (2 * sum(args.levels) * int(args.duration / 15 + 2)
+    ids_needed = (2 * sum(level * int(paused_plan(args, level)[0] / 15 + 2 * paused_plan(args, level)[1])
+                          for level in args.levels)
                   + (len(args.sat) + 1) * int(args.sat_duration * 70) + 8)
     ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat) + 1) + 8)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
