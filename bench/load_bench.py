@@ -740,8 +740,9 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              "PostgreSQL tracker store, Redis lock store); the floor is a one-rule bot without actions, the bot "
              "has 2 action servers, the web app and 2 workers on PostgreSQL. One conversation = 6 messages "
              "(greeting, quality reason, photos later, quote, 确认 → submitted, status, thanks), every answer "
-             "checked. The stacks run at once and take turns level by level (floor first, then the bot first at the "
-             "next level, and so on), so that the host's drift in speed reaches them alike."
+             "checked. The stacks run at once and take turns, level by level or, where a level runs in slices, slice "
+             "by slice (floor first, then the bot first at the next turn, and so on), so that the host's drift in "
+             "speed reaches them alike."
              + (" A third stack, the *plain floor*, is the same floor bot with `BOT_RASA_SPEEDUPS=off` (none of "
                 "bot/nlu/rasa_speedups, no kept trackers, no frozen start-up objects): it is only a reference for "
                 "what those speed-ups buy the floor, and the targets are against the floor with them." if plain else "")
