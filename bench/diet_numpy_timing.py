@@ -1,7 +1,9 @@
-"""DIET in process, TensorFlow against NumPy: DIET's `process`, its `_rasa_predict` and whole parses with the
-concrete TensorFlow graph (the fallback, the baseline) and with bot.nlu.diet_numpy, on the same 250 quality
-complaints after 40 others as a warm-up, parse cache off. The two run in turns, two rounds; the last line gives
-NumPy's medians as a ratio of TensorFlow's over both rounds.
+"""DIET in process, three ways: TensorFlow (Rasa's own model data, batch and graph: the baseline), NumPy from
+Rasa's batch (bot.nlu.diet_numpy through `_rasa_predict`), and NumPy from the message's features directly (the
+patched `DIETClassifier._predict`, which skips Rasa's model data and batch generator). It times DIET's `process`
+and whole parses on the same 250 quality complaints after 40 others as a warm-up, parse cache off. The three
+run in turns, two rounds; the last line gives each NumPy way's medians as a ratio of TensorFlow's over both
+rounds.
 
 Run: PYTHONPATH=. TF_CPP_MIN_LOG_LEVEL=3 .venv/rasa/bin/python bench/diet_numpy_timing.py [model]
 """
@@ -27,9 +29,11 @@ rasa_speedups.PARSE_CACHE_SIZE = 0  # every parse runs the graph
 COMPLAINTS = list(next(p for label, p, _ in STEPS if label == "quality reason"))
 WARM, TEXTS = COMPLAINTS[3::97][:40], COMPLAINTS[::19][:250]
 NUMPY_PREDICT, TF_PREDICT = DIET.__dict__["_rasa_predict"], RasaModel._rasa_predict
+DIRECT, THROUGH_BATCH = DIETClassifier._predict, rasa_speedups.ORIGINALS["DIETClassifier._predict"]
+MODES = {"tensorflow": (THROUGH_BATCH, TF_PREDICT), "numpy from batch": (THROUGH_BATCH, NUMPY_PREDICT),
+         "numpy direct": (DIRECT, NUMPY_PREDICT)}
 
 process_times: list = []  # (wall, cpu) per DIET.process call
-predict_times: list = []  # (wall, cpu) per _rasa_predict call
 
 
 def timed(fn, into: list):
@@ -46,16 +50,15 @@ agent = Agent.load(sys.argv[1] if len(sys.argv) > 1 else "models/current.tar.gz"
 
 
 async def run(mode: str, texts: list) -> dict:
-    DIET._rasa_predict = timed(NUMPY_PREDICT if mode == "numpy" else TF_PREDICT, predict_times)
+    DIETClassifier._predict, DIET._rasa_predict = MODES[mode]
     process_times.clear()
-    predict_times.clear()
     parses = []
     for text in texts:
         wall, cpu = time.perf_counter(), time.process_time()
         await agent.parse_message(text)
         parses.append((time.perf_counter() - wall, time.process_time() - cpu))
     assert len(process_times) == len(texts)
-    return {"DIET.process": list(process_times), "_rasa_predict": list(predict_times), "parse": parses}
+    return {"DIET.process": list(process_times), "parse": parses}
 
 
 def ms(values: list) -> str:
@@ -63,20 +66,21 @@ def ms(values: list) -> str:
 
 
 async def main() -> None:
-    for mode in ("tf", "numpy"):
+    for mode in MODES:
         await run(mode, WARM)
-    medians: dict = {"tf": {}, "numpy": {}}
+    medians: dict = {mode: {} for mode in MODES}
     for round_ in (1, 2):
-        for mode in ("tf", "numpy"):
+        for mode in MODES:
             times = await run(mode, TEXTS)
-            print(f"round {round_} {mode:5} n={len(TEXTS)}  " + " | ".join(
+            print(f"round {round_} {mode:16} n={len(TEXTS)}  " + " | ".join(
                 f"{part} wall {ms([t[0] for t in values])}; cpu {ms([t[1] for t in values])}"
                 for part, values in times.items()))
             for part, values in times.items():
                 medians[mode].setdefault(part, []).extend(t[1] for t in values)
-    print("NumPy / TensorFlow, median CPU over both rounds: " + ", ".join(
-        f"{part} {statistics.median(medians['numpy'][part]) / statistics.median(medians['tf'][part]):.2f}"
-        for part in medians["tf"]))
+    base = medians["tensorflow"]
+    for mode in list(MODES)[1:]:
+        print(f"{mode} / tensorflow, median CPU over both rounds: " + ", ".join(
+            f"{part} {statistics.median(medians[mode][part]) / statistics.median(base[part]):.2f}" for part in base))
 
 
 asyncio.run(main())

@@ -262,12 +262,14 @@ class NumpyDiet:
         return out[0] if len(out) == 1 else np.concatenate(out, axis=-1)
 
     def predict(self, batch_in: Sequence[Any]) -> Dict[Text, Any]:
-        from rasa.utils.tensorflow.constants import COSINE, SENTENCE, SEQUENCE, SEQUENCE_LENGTH, SOFTMAX
+        """The outputs for a batch as Rasa's batch generator makes it (RasaBatchDataGenerator.prepare_batch)."""
+        return self.predict_given(self.given_for_batch(batch_in))
 
-        w = self.w
+    def given_for_batch(self, batch_in: Sequence[Any]) -> Dict[Text, List[Any]]:
+        """A batch's arrays by kind of feature; a sparse feature is its (indices, values, shape)."""
         given: Dict[Text, List[Any]] = {}
         i = 0
-        for key, signature in w["signature"]:  # as RasaModel.batch_to_model_data_format reads the batch
+        for key, signature in self.w["signature"]:  # as RasaModel.batch_to_model_data_format reads the batch
             for feature in signature:
                 if feature.is_sparse:
                     given.setdefault(key, []).append(tuple(batch_in[i:i + 3]))
@@ -275,6 +277,42 @@ class NumpyDiet:
                 else:
                     given.setdefault(key, []).append(batch_in[i])
                     i += 1
+        return given
+
+    def given_for_message(self, message: Any, featurizers: List[Text]) -> Optional[Dict[Text, List[Any]]]:
+        """The model's input for one message, straight from its features: what Rasa's model data and batch
+        generator make of them (DIETClassifier._create_model_data, then prepare_batch: each kind's sparse
+        features of all featurizers side by side, as COO indices, float32 values and shape, and the number of
+        tokens), without building either. None when the message's features are not just one sparse matrix per
+        kind of the model's width: Rasa's own way then."""
+        from rasa.shared.nlu.constants import TEXT
+        from rasa.utils.tensorflow.constants import SENTENCE, SEQUENCE, SEQUENCE_LENGTH
+
+        if any(features is not None for features in message.get_dense_features(TEXT, featurizers)):
+            return None
+        sequence, sentence = message.get_sparse_features(TEXT, featurizers)
+        given: Dict[Text, List[Any]] = {}
+        for kind, features in ((SEQUENCE, sequence), (SENTENCE, sentence)):
+            signature = self.signature.get(kind)
+            if not signature:
+                if features is not None:
+                    return None
+                continue
+            if features is None or len(signature) != 1 or not signature[0].is_sparse:
+                return None
+            matrix = features.features.tocoo()
+            if matrix.shape[1] != signature[0].units:
+                return None
+            indices = np.stack([np.zeros_like(matrix.row), matrix.row, matrix.col], axis=1).astype(np.int64)
+            given[kind] = [(indices, matrix.data.astype(np.float32), np.array((1, *matrix.shape), np.int64))]
+        given[SEQUENCE_LENGTH] = [np.array([sequence.features.shape[0]], dtype=np.float32)]  # as the batch has it
+        return given
+
+    def predict_given(self, given: Dict[Text, List[Any]]) -> Dict[Text, Any]:
+        """The outputs for the model's input by kind of feature (`predict`, `given_for_message`)."""
+        from rasa.utils.tensorflow.constants import COSINE, SENTENCE, SEQUENCE, SEQUENCE_LENGTH, SOFTMAX
+
+        w = self.w
         lengths = np.asarray(given[SEQUENCE_LENGTH][0]).astype(np.int64)
         sequence = self._features(w[SEQUENCE], given[SEQUENCE], self.signature[SEQUENCE])
         batch, length = sequence.shape[:2]

@@ -225,14 +225,18 @@ def _install_numpy_diet() -> None:
     15 µs each on a slow host, for a few small matrix products: there a prediction took a median of 5.1 ms of CPU
     in TensorFlow and 1.7 ms in NumPy, and a new complaint's parse 10.6 ms against 6.4 (bench/diet_numpy_timing.py).
     The weights are read from the Keras layers once, at the first prediction after the model is prepared.
-    A model with anything the NumPy path does not implement (entity recognition, relative attention,
+    A message's input is built from its features directly (`NumpyDiet.given_for_message`): Rasa's model data
+    and batch generator cost about as much as the NumPy prediction (a new complaint's parse 3.6 → 3.2 ms of
+    CPU on the fifteenth session's host, bench/diet_numpy_timing.py); a message with other features goes Rasa's
+    way. A model with anything the NumPy path does not implement (entity recognition, relative attention,
     ResponseSelector's model …: `diet_numpy.unsupported_reason`), and the first prediction (which prepares
     the model), keep TensorFlow, as does every other model (TED) through `RasaModel._rasa_predict`."""
     import logging
 
     import threadpoolctl
-    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
     from rasa.shared.constants import DIAGNOSTIC_DATA
+    from rasa.utils.tensorflow.constants import FEATURIZERS
     from rasa.utils.tensorflow.models import RasaModel
 
     from bot.nlu import diet_numpy
@@ -243,24 +247,45 @@ def _install_numpy_diet() -> None:
     threadpoolctl.threadpool_limits(limits=1, user_api="blas")
     logger = logging.getLogger(__name__)
 
-    def _rasa_predict(self: DIET, batch_in: Any) -> Dict[Text, Any]:
-        if not self.prepared_for_prediction or getattr(self, "all_labels_embed", None) is None:
-            return RasaModel._rasa_predict(self, batch_in)
-        known = self.__dict__.get("_bot_numpy_diet")
-        if known is None or known[0] is not self.all_labels_embed:  # prepared again: read again
+    def numpy_diet_of(model: Any) -> Optional[diet_numpy.NumpyDiet]:
+        """The model's NumPy path, or None: not prepared for prediction yet (Rasa's first prediction prepares
+        it), or set up in a way the NumPy path does not implement."""
+        if not isinstance(model, DIET) or not model.prepared_for_prediction \
+                or getattr(model, "all_labels_embed", None) is None:
+            return None
+        known = model.__dict__.get("_bot_numpy_diet")
+        if known is None or known[0] is not model.all_labels_embed:  # prepared again: read again
             try:  # checks the model and reads its weights once
-                numpy_diet = diet_numpy.NumpyDiet(self)
+                numpy_diet = diet_numpy.NumpyDiet(model)
             except diet_numpy.Unsupported as reason:
                 logger.debug(f"DIET predicts with TensorFlow: the NumPy path lacks {reason}.")
                 numpy_diet = None
-            known = self.__dict__["_bot_numpy_diet"] = (self.all_labels_embed, numpy_diet)
-        if known[1] is None:
-            return RasaModel._rasa_predict(self, batch_in)
-        outputs = known[1].predict(batch_in)
-        outputs[DIAGNOSTIC_DATA] = self._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
+            known = model.__dict__["_bot_numpy_diet"] = (model.all_labels_embed, numpy_diet)
+        return known[1]
+
+    def outputs_of(model: Any, outputs: Dict[Text, Any]) -> Dict[Text, Any]:
+        outputs[DIAGNOSTIC_DATA] = model._empty_lists_to_none_in_dict(outputs[DIAGNOSTIC_DATA])
         return outputs
 
+    def _rasa_predict(self: DIET, batch_in: Any) -> Dict[Text, Any]:
+        numpy_diet = numpy_diet_of(self)
+        if numpy_diet is None:
+            return RasaModel._rasa_predict(self, batch_in)
+        return outputs_of(self, numpy_diet.predict(batch_in))
+
+    original_predict = DIETClassifier._predict
+
+    def _predict(self: DIETClassifier, message: Any) -> Any:
+        # One message's input straight from its features: Rasa's model data and batch generator for it took
+        # about as long as the prediction itself (bench/diet_numpy_timing.py).
+        numpy_diet = numpy_diet_of(self.model)
+        given = numpy_diet.given_for_message(message, self.component_config[FEATURIZERS]) if numpy_diet else None
+        if given is None:
+            return original_predict(self, message)
+        return outputs_of(self.model, numpy_diet.predict_given(given))
+
     _patch(DIET, "_rasa_predict", _rasa_predict)
+    _patch(DIETClassifier, "_predict", _predict)
 
 
 def _install_rule_matching_window() -> None:

@@ -21,6 +21,7 @@ from bot.nlu import diet_numpy, rasa_speedups
 
 rasa_speedups.install()
 RASAS_PREDICT = rasa_speedups.ORIGINALS["RasaModel._rasa_predict"]  # Rasa's own tf.function call
+RASAS_DIET_PREDICT = rasa_speedups.ORIGINALS["DIETClassifier._predict"]  # model data, batch, then the model
 ROOT = Path(__file__).resolve().parents[2]
 ODD = ["好", "😀", "🙂🙂🙂", "退" * 300, "衣服穿了一次就开线了，" * 25, "订单202611200000000104 发错货了",
        "12345", "hello, where is my refund?", "I want to return this sweater", "？？？？", "a", "。", "退货 refund 123"]
@@ -29,8 +30,6 @@ ODD = ["好", "😀", "🙂🙂🙂", "退" * 300, "衣服穿了一次就开线�
 @pytest.fixture(scope="module")
 def loaded():
     """The trained model's agent, its DIETClassifier, and what DIET was loaded from (to build other DIETs)."""
-    import gc
-
     seen = {}
     original = DIETClassifier._load_model.__func__
 
@@ -44,15 +43,14 @@ def loaded():
         agent = asyncio.run(load_agent(str(ROOT / "models" / "current.tar.gz")))
     finally:
         DIETClassifier._load_model = classmethod(original)
-    models = []
-    patched = DIET._rasa_predict
-    DIET._rasa_predict = lambda self, batch_in: models.append(self) or patched(self, batch_in)
+    classifiers = []
+    patched = DIETClassifier._predict
+    DIETClassifier._predict = lambda self, message: classifiers.append(self) or patched(self, message)
     try:
         asyncio.run(agent.parse_message("你好"))
     finally:
-        DIET._rasa_predict = patched
-    diet = next(o for o in gc.get_objects() if isinstance(o, DIETClassifier) and o.model is models[0])
-    return agent, diet, seen
+        DIETClassifier._predict = patched
+    return agent, classifiers[0], seen
 
 
 def _texts() -> list:
@@ -65,17 +63,24 @@ def _texts() -> list:
     return [text for text in texts if not text.startswith("/")]  # a payload (/deny) skips DIET
 
 
-def _batches(agent, monkeypatch, texts) -> list:
-    """The batch DIET's prediction gets for each text, parsed by the agent (each text once)."""
+def _batches(agent, monkeypatch, texts, messages: list | None = None) -> list:
+    """The batch Rasa's model data and batch generator make for each text, parsed by the agent (each text once);
+    `messages` gets the message each batch was made from."""
     batches: list = []
-    patched = DIET._rasa_predict
+    patched, patched_predict = DIET._rasa_predict, DIETClassifier._predict
 
     def spy(self, batch_in):
         batches.append((self, batch_in))
         return patched(self, batch_in)
 
+    def rasas_predict(self, message):
+        if messages is not None:
+            messages.append(message)
+        return RASAS_DIET_PREDICT(self, message)
+
     monkeypatch.setattr(rasa_speedups, "PARSE_CACHE_SIZE", 0)
     monkeypatch.setattr(DIET, "_rasa_predict", spy)
+    monkeypatch.setattr(DIETClassifier, "_predict", rasas_predict)  # through the batch, not the direct input
 
     async def parse_all() -> None:
         for text in texts:
@@ -83,7 +88,23 @@ def _batches(agent, monkeypatch, texts) -> list:
 
     asyncio.run(parse_all())
     monkeypatch.setattr(DIET, "_rasa_predict", patched)
+    monkeypatch.setattr(DIETClassifier, "_predict", patched_predict)
     return batches
+
+
+def _same_input(direct: dict, batch: dict) -> None:
+    """The direct input equals the batch's for the kinds the prediction reads: the same sparse entries (as
+    sets: COO order may differ), values, shapes and lengths."""
+    assert set(direct) == set(batch) - {"mask"}
+    for kind in direct:
+        for a, b in zip(direct[kind], batch[kind], strict=True):
+            if isinstance(a, tuple):
+                (ai, av, ashape), (bi, bv, bshape) = a, b
+                assert ai.dtype == bi.dtype == np.int64 and av.dtype == bv.dtype == np.float32
+                assert np.array_equal(ashape, bshape)
+                assert sorted(zip(map(tuple, ai), av)) == sorted(zip(map(tuple, bi), bv))
+            else:
+                assert np.array_equal(a, b) and np.asarray(a).dtype == np.asarray(b).dtype
 
 
 def test_the_numpy_path_ranks_intents_as_the_graph_does_for_every_training_text_and_bench_phrasing(
@@ -124,11 +145,19 @@ def test_a_parse_is_the_one_rasas_own_code_gives(loaded, monkeypatch):
     async def parse_all() -> list:
         return [await agent.parse_message(text) for text in texts]
 
+    direct = []
+    given_for_message = diet_numpy.NumpyDiet.given_for_message
+    monkeypatch.setattr(diet_numpy.NumpyDiet, "given_for_message",
+                        lambda self, *a: direct.append(given_for_message(self, *a)) or direct[-1])
     mine = asyncio.run(parse_all())
     assert diet.model.__dict__["_bot_numpy_diet"][1] is not None
+    typed = [text for text in texts if not text.startswith("/")]  # a payload (/deny) skips DIET
+    assert len(direct) == len(typed) and all(given is not None for given in direct)  # every parse took it
     monkeypatch.delattr(DIET, "_rasa_predict")
     monkeypatch.setattr(RasaModel, "_rasa_predict", RASAS_PREDICT)
+    monkeypatch.setattr(DIETClassifier, "_predict", RASAS_DIET_PREDICT)
     rasas = asyncio.run(parse_all())
+    assert len(direct) == len(typed)
     for a, b in zip(mine, rasas):
         assert set(a) == set(b)
         assert a["text"] == b["text"] and a["entities"] == b["entities"] and a["intent"]["name"] == b["intent"]["name"]
@@ -137,6 +166,56 @@ def test_a_parse_is_the_one_rasas_own_code_gives(loaded, monkeypatch):
         for x, y in zip(a["intent_ranking"], b["intent_ranking"]):
             assert x["confidence"] == pytest.approx(y["confidence"], abs=1e-5)
     assert {p["intent"]["name"] for p in mine} >= {"greet", "reason_quality", "affirm", "thank", "nlu_fallback"}
+
+
+def test_a_messages_direct_input_is_the_batch_rasa_makes_of_it(loaded, monkeypatch):
+    """The NumPy path's input straight from a message's features equals the batch Rasa's model data and batch
+    generator make (every text of the first test), and predicting from either gives the same scores."""
+    agent, diet, _ = loaded
+    messages: list = []
+    batches = _batches(agent, monkeypatch, _texts(), messages)
+    assert len(messages) == len(batches) > 2500
+    numpy_diet = diet.model.__dict__["_bot_numpy_diet"][1]
+    featurizers = diet.component_config[c.FEATURIZERS]
+    for message, (_, batch_in) in zip(messages, batches):
+        direct = numpy_diet.given_for_message(message, featurizers)
+        assert direct is not None, message.get("text")
+        _same_input(direct, numpy_diet.given_for_batch(batch_in))
+        a, b = numpy_diet.predict_given(direct)["i_scores"], numpy_diet.predict(batch_in)["i_scores"]
+        assert np.abs(a - b).max() <= 1e-6
+
+
+def test_a_message_with_features_the_direct_input_lacks_goes_through_rasas_batch(loaded, monkeypatch):
+    """Dense features, or sparse features of another width than the model's: no direct input, and the parse
+    goes through Rasa's model data and batch (which reports the mismatch its own way)."""
+    from rasa.shared.nlu.training_data.features import Features
+    from rasa.shared.nlu.training_data.message import Message
+    import scipy.sparse
+
+    _, diet, _ = loaded
+    numpy_diet = diet.model.__dict__["_bot_numpy_diet"][1]
+    sequence_width = numpy_diet.signature[c.SEQUENCE][0].units
+    sentence_width = numpy_diet.signature[c.SENTENCE][0].units
+
+    def message(*features: Features) -> Message:
+        m = Message(data={"text": "开线了"})
+        for f in features:
+            m.add_features(f)
+        return m
+
+    def sparse(kind: str, rows: int, width: int) -> Features:
+        return Features(scipy.sparse.coo_matrix(np.ones((rows, width))), kind, "text", "f")
+
+    good = [sparse(c.SEQUENCE, 3, sequence_width), sparse(c.SENTENCE, 1, sentence_width)]
+    assert numpy_diet.given_for_message(message(*good), []) is not None
+    dense = Features(np.ones((3, 4)), c.SEQUENCE, "text", "d")
+    assert numpy_diet.given_for_message(message(*good, dense), []) is None
+    assert numpy_diet.given_for_message(message(sparse(c.SEQUENCE, 3, sequence_width + 1), good[1]), []) is None
+    assert numpy_diet.given_for_message(message(good[0]), []) is None  # no sentence features
+    calls = []
+    monkeypatch.setattr(DIETClassifier, "_create_model_data",
+                        lambda self, *a, **k: calls.append(1) or RasaModelData())
+    assert diet._predict(message(*good, dense)) is None and calls == [1]  # Rasa's way: no data, no prediction
 
 
 def _fresh_diet(seen: dict, **changes) -> DIET:

@@ -153,9 +153,11 @@ def test_diet_through_its_concrete_graph_ranks_intents_exactly_as_rasa_does(monk
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    monkeypatch.delattr(DIET, "_rasa_predict")  # the NumPy path's own patch: the graph is its fallback
+    # The NumPy path's own patches: the graph is their fallback.
+    monkeypatch.delattr(DIET, "_rasa_predict")
+    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "我的退款到哪了", "颜色跟图片差太多",
              "订单202611200000000104 发错货了", "？？？？", "有人让我提供验证码退款"]
@@ -331,9 +333,11 @@ def test_sparse_features_are_joined_exactly_as_rasa_joins_them(monkeypatch):
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    monkeypatch.delattr(DIET, "_rasa_predict")  # the NumPy path's own patch: the graph is its fallback
+    # The NumPy path's own patches: the graph is their fallback.
+    monkeypatch.delattr(DIET, "_rasa_predict")
+    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件",
              "颜色跟图片差太多 😡", "AAAA", "支付宝 13800138000"]
@@ -368,9 +372,13 @@ def test_empty_stand_in_features_are_rasas(monkeypatch):
     from pathlib import Path
 
     from rasa.core.agent import load_agent
+    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
     from rasa.utils.tensorflow import model_data_utils
 
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
+    # Through Rasa's model data, where the stand-ins are made (the NumPy path's direct input makes none; a
+    # message it declines goes this way).
+    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
     patched = model_data_utils._create_fake_features
     assert patched is not ORIGINAL_FAKE
     seen: list = []
@@ -628,9 +636,11 @@ def test_count_vectors_are_rasas_for_every_message_the_trained_featurizers_see(m
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET
+    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    monkeypatch.delattr(DIET, "_rasa_predict")  # the NumPy path's own patch: the graph is its fallback
+    # The NumPy path's own patches: the graph is their fallback.
+    monkeypatch.delattr(DIET, "_rasa_predict")
+    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件 2 2 2",
              "颜色跟图片差太多 😡😡", "AAAA aaaa AaAa", "支付宝 13800138000", "？？？？", "<b>退款</b>' OR 1=1 --",
