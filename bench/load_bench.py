@@ -49,7 +49,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -596,9 +596,9 @@ class StackBench:
         slices = self.paused_slices.pop(level)
         r = merged(slices)
         self.out["paused"].append(r)
-        print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs in {plan_text(r.elapsed, len(slices))}, "
-              f"p50 {r.pct(50):.3f}s "
-              f"p95 {r.pct(95):.3f}s p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
+        print(f"[{name}] {level:>3} buyers, {args.pause:.0f}s pause: {r.messages} msgs in "
+              f"{plan_text(r.elapsed, len(slices))}, p50 {r.pct(50):.3f}s p95 {r.pct(95):.3f}s "
+              f"p99 {r.pct(99):.3f}s, errors {r.errors} {dict(r.error_kinds)}, "
               f"{r.throughput:.1f} msg/s; load generator {r.generator_ms_per_message:.1f} ms CPU/msg; "
               f"parse cache {100 * r.cache_hit_share:.0f} % of parses", flush=True)
         print(f"[{name}]      p95 by message: " + ", ".join(
@@ -681,19 +681,21 @@ def bench_stacks(stacks: list[StackBench], args: argparse.Namespace) -> None:
         # floor's no-pause run measured 603 msg/s and the bot's, minutes later, 237; a quick run half an hour
         # later gave 482 and 235: the host's speed moved by a fifth and caught one stack only.
         turn = 0
-        for level in args.levels:
-            seconds, slices = paused_plan(args, level)
+
+        def in_turns(slices: int, run_slice: Callable[[StackBench], None]) -> None:
+            nonlocal turn
             for _ in range(slices):
                 for stack in (stacks if turn % 2 == 0 else stacks[::-1]):
-                    stack.paused(level, seconds / slices)
+                    run_slice(stack)
                 turn += 1
+
+        for level in args.levels:
+            seconds, slices = paused_plan(args, level)
+            in_turns(slices, lambda stack: stack.paused(level, seconds / slices))
             for stack in stacks:
                 stack.paused_total(level)
         for c in args.sat:
-            for _ in range(args.sat_slices):
-                for stack in (stacks if turn % 2 == 0 else stacks[::-1]):
-                    stack.saturation(c, args.sat_duration / args.sat_slices)
-                turn += 1
+            in_turns(args.sat_slices, lambda stack: stack.saturation(c, args.sat_duration / args.sat_slices))
             for stack in stacks:
                 stack.saturation_total(c)
         if args.profile:
@@ -889,8 +891,8 @@ def main() -> int:
     extra_env = dict(item.split("=", 1) for item in args.env)
     # Paused: at most one conversation per buyer every 15 s, doubled. No pause (each level, and the profile run):
     # up to 70 conversations a second (the bot did 40 in run 18).
-    ids_needed = (2 * sum(level * int(paused_plan(args, level)[0] / 15 + 2 * paused_plan(args, level)[1])
-                          for level in args.levels)
+    plans = {level: paused_plan(args, level) for level in args.levels}
+    ids_needed = (2 * sum(level * int(seconds / 15 + 2 * slices) for level, (seconds, slices) in plans.items())
                   + (len(args.sat) + 1) * int(args.sat_duration * 70) + 8)
     ids_needed = min(ids_needed, args.max_conversations * (len(args.levels) + len(args.sat) + 1) + 8)
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:

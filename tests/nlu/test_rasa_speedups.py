@@ -147,17 +147,24 @@ def test_minimal_graph_schema_is_rasas_for_every_target():
                 set(ORIGINAL_MINIMAL(schema, targets).nodes)
 
 
+def _numpy_diet_off(monkeypatch, direct_input_only: bool = False) -> None:
+    """DIET through Rasa's model data and batch (the NumPy path's direct input off) and, unless
+    `direct_input_only`, through the TensorFlow graph, which is the NumPy path's fallback."""
+    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
+
+    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
+    if not direct_input_only:
+        monkeypatch.delattr(DIET, "_rasa_predict")
+
+
 def test_diet_through_its_concrete_graph_ranks_intents_exactly_as_rasa_does(monkeypatch):
     """The trained model parses messages through the concrete TensorFlow function, with Rasa's results."""
     import asyncio
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    # The NumPy path's own patches: the graph is their fallback.
-    monkeypatch.delattr(DIET, "_rasa_predict")
-    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
+    _numpy_diet_off(monkeypatch)
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "我的退款到哪了", "颜色跟图片差太多",
              "订单202611200000000104 发错货了", "？？？？", "有人让我提供验证码退款"]
@@ -333,11 +340,8 @@ def test_sparse_features_are_joined_exactly_as_rasa_joins_them(monkeypatch):
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    # The NumPy path's own patches: the graph is their fallback.
-    monkeypatch.delattr(DIET, "_rasa_predict")
-    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
+    _numpy_diet_off(monkeypatch)
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件",
              "颜色跟图片差太多 😡", "AAAA", "支付宝 13800138000"]
@@ -372,13 +376,12 @@ def test_empty_stand_in_features_are_rasas(monkeypatch):
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIETClassifier
     from rasa.utils.tensorflow import model_data_utils
 
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     # Through Rasa's model data, where the stand-ins are made (the NumPy path's direct input makes none; a
     # message it declines goes this way).
-    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
+    _numpy_diet_off(monkeypatch, direct_input_only=True)
     patched = model_data_utils._create_fake_features
     assert patched is not ORIGINAL_FAKE
     seen: list = []
@@ -636,11 +639,8 @@ def test_count_vectors_are_rasas_for_every_message_the_trained_featurizers_see(m
     from pathlib import Path
 
     from rasa.core.agent import load_agent
-    from rasa.nlu.classifiers.diet_classifier import DIET, DIETClassifier
 
-    # The NumPy path's own patches: the graph is their fallback.
-    monkeypatch.delattr(DIET, "_rasa_predict")
-    monkeypatch.setattr(DIETClassifier, "_predict", rasa_speedups.ORIGINALS["DIETClassifier._predict"])
+    _numpy_diet_off(monkeypatch)
     model = Path(__file__).resolve().parents[2] / "models" / "current.tar.gz"
     texts = ["你好", "衣服穿了一次就开线了，我要退货", "确认", "订单202611200000000104 发错货了，退两件 2 2 2",
              "颜色跟图片差太多 😡😡", "AAAA aaaa AaAa", "支付宝 13800138000", "？？？？", "<b>退款</b>' OR 1=1 --",
