@@ -61,6 +61,7 @@ import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.phrasings import CONFIRM_STEP, STEPS  # noqa: E402
+from bench.ratios import Interval, by_conversation, percentile, percentile_ratio_interval  # noqa: E402
 from bot.identity import buyer_token, sender_id_of  # noqa: E402
 from bot.ops.prod import (  # noqa: E402
     VENV_APP, VENV_RASA, ProdConfig, ProdPorts, ProdStack, add_load_buyers, drop_database, drop_lock_keys,
@@ -177,6 +178,7 @@ class Sample:
     ok: bool
     kind: str  # ok | status_<n> | wrong_answer | timeout | transport
     step: int = 0  # which message of the conversation (index into STEPS)
+    conversation: str = ""  # its sender: a conversation's messages are drawn together for the ratios' intervals
 
 
 @dataclass
@@ -214,11 +216,10 @@ class RunResult:
         return Counter(s.kind for s in self.samples if not s.ok)
 
     def pct(self, q: float, step: int | None = None) -> float:
-        values = sorted(s.latency for s in self.samples if step is None or s.step == step)
-        if not values:
-            return float("nan")
-        k = min(len(values) - 1, max(0, int(round(q / 100 * len(values) + 0.5)) - 1))
-        return values[k]
+        return percentile([s.latency for s in self.samples if step is None or s.step == step], q)
+
+    def by_conversation(self) -> list[list[float]]:
+        return by_conversation((s.conversation, s.latency) for s in self.samples)
 
     @property
     def throughput(self) -> float:
@@ -259,20 +260,20 @@ async def one_conversation(client: aiohttp.ClientSession, url: str, sender: str,
                 answer = await response.json(content_type=None) if status == 200 else None
             latency = time.perf_counter() - started
         except asyncio.TimeoutError:
-            result.samples.append(Sample(time.perf_counter() - started, False, "timeout", i))
+            result.samples.append(Sample(time.perf_counter() - started, False, "timeout", i, sender))
             break
         except (aiohttp.ClientError, ValueError):
-            result.samples.append(Sample(time.perf_counter() - started, False, "transport", i))
+            result.samples.append(Sample(time.perf_counter() - started, False, "transport", i, sender))
             break
         if status != 200:
-            result.samples.append(Sample(latency, False, f"status_{status}", i))
+            result.samples.append(Sample(latency, False, f"status_{status}", i, sender))
             break
         answered.append(message)
         reply = "\n".join(m.get("text") or "" for m in answer)
         if (FLOOR_REPLY if floor else expected) not in reply:
-            result.samples.append(Sample(latency, False, "wrong_answer", i))
+            result.samples.append(Sample(latency, False, "wrong_answer", i, sender))
             break
-        result.samples.append(Sample(latency, True, "ok", i))
+        result.samples.append(Sample(latency, True, "ok", i, sender))
         right += 1
     result.conversations[sender] = answered
     if right == len(STEPS):
@@ -622,6 +623,7 @@ class StackBench:
         ok = sum(s.ok for s in r.samples)
         cpu = {k: v / max(ok, 1) * 1000 for k, v in cpu_seconds.items()}
         self.out["saturation"].append((r, cpu))
+        self.out.setdefault("saturation_slices", []).append([part.throughput for part in slices])
         self.out["nginx"] = nginx_split(self.cfg.log_dir / "nginx-access.log", since, self.cfg.ports.rasa,
                                         self.cfg.ports.actions)
         print(f"[{name}] {c:>3} buyers, no pause: {r.throughput:.1f} msg/s over {r.elapsed:.0f}s in {len(slices)} "
@@ -728,6 +730,25 @@ def fmt_ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f}"
 
 
+P95_TARGET = 2.0
+P95_TARGET_TEXT = ("Against the target (p95 at most 2× the floor's): *met* when the whole 90 % interval is below 2, "
+                   "*missed* when it is above, else *too close to call* (bench/ratios.py: each stack's conversations "
+                   "drawn again 2,000 times) –")
+
+
+def p95_intervals(floor: dict, bot: dict) -> list[Interval]:
+    """The bot's p95 over the floor's at each paused level, with how far the same run could have put it."""
+    return [percentile_ratio_interval(b.by_conversation(), f.by_conversation())
+            for f, b in zip(floor["paused"], bot["paused"])]
+
+
+def slice_ratios(floor: dict, bot: dict) -> list[tuple[int, list[float]]]:
+    """Per no-pause level: the bot's throughput over the floor's, slice by slice (slices that took turns)."""
+    return [(r.buyers, [b / f for f, b in zip(f_slices, b_slices) if f > 0])
+            for (r, _), f_slices, b_slices in zip(bot["saturation"], floor.get("saturation_slices", []),
+                                                  bot.get("saturation_slices", []))]
+
+
 def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: float, load: tuple,
                  references: dict[str, dict] | None = None) -> str:
     """The report. `references` are the other stacks measured beside the floor, by name: the "plain floor"
@@ -756,17 +777,21 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
              + ", ".join(f"{plan_text(*paused_plan(args, level))} at {level}" for level in args.levels)
              + f" buyers: at least {args.duration:.0f} s, longer for about {args.min_messages} messages, the stacks' "
              "slices taking turns)", "",
-             "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | p95 vs floor |",
+             "| buyers | run | messages | p50 ms | p95 ms | p99 ms | errors | error rate | msg/s | "
+             "p95 vs floor (90 % interval) |",
              "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     # The stacks this run measured, in the order of the tables' rows.
     runs = [("floor", floor), *references.items(), ("bot", bot)]
-    for level in range(len(bot["paused"])):
-        f, b = floor["paused"][level], bot["paused"][level]
+    intervals = p95_intervals(floor, bot)
+    for level, interval in enumerate(intervals):
         for name, r in ((name, stack["paused"][level]) for name, stack in runs):
-            ratio = f"{b.pct(95) / f.pct(95):.2f}×" if name == "bot" and f.pct(95) > 0 else ""
+            ratio = interval.text() if name == "bot" else ""
             lines.append(f"| {r.buyers} | {name} | {r.messages} | {fmt_ms(r.pct(50))} | {fmt_ms(r.pct(95))} | "
                          f"{fmt_ms(r.pct(99))} | {r.errors} | {100 * r.errors / max(r.messages, 1):.2f} % | "
                          f"{r.throughput:.1f} | {ratio} |")
+    lines += ["", P95_TARGET_TEXT + " " + "; ".join(
+        f"{b.buyers} buyers: **{interval.verdict(P95_TARGET)}**" for b, interval in zip(bot["paused"], intervals))
+        + "."]
     if nlu:
         lines += ["", "p95 of the bot against the NLU floor's at " + ", ".join(
             f"{b.buyers} buyers: {b.pct(95) / max(n.pct(95), 1e-9):.2f}×"
@@ -792,6 +817,11 @@ def write_report(args: argparse.Namespace, floor: dict, bot: dict, started: floa
     b_sat = max(r.throughput for r, _ in bot["saturation"])
     lines += ["", f"Saturation throughput: floor **{f_sat:.1f} msg/s**, bot **{b_sat:.1f} msg/s** "
               f"({b_sat / f_sat:.2f} of the floor; target ≥ 0.5)."]
+    pairs = slice_ratios(floor, bot)
+    if pairs:
+        lines += ["", "The same ratio slice by slice (each bot slice against the floor slice it took turns with), "
+                  "a measure of how far it moves within the run: " + "; ".join(
+                      f"{buyers} buyers " + ", ".join(f"{x:.2f}" for x in ratios) for buyers, ratios in pairs) + "."]
     # The parse cache answers repeated short texts; the phrasings vary, so this is the share real buyers allow.
     lines += ["", "Share of the replicas' parses answered from their parse cache (the rest ran the NLU components; "
               "payloads and texts with digits are never kept): " + "; ".join(

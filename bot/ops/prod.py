@@ -331,7 +331,7 @@ http {{
     # that the tracker the replica kept after the last message serves the next one (bot/ops/rasa_guard.py).
     # Consistent hashing: a replica that fails is skipped, and only its conversations move.
     map $request_body $rest_sender {{
-        '~"sender"\s*:\s*"(?<sender>[^"]{{1,128}})"' $sender;
+        '~"sender"\\s*:\\s*"(?<sender>[^"]{{1,128}})"' $sender;
         default $request_id;
     }}
     upstream rasa_rest {{
