@@ -27,20 +27,15 @@ library and bot.nlu.diet_numpy (which imports no more). Measured with py-spy und
 - every answer's variation was picked through a NumPy object array built from the list of variations;
 - every state of every prediction built the set of entities its intent wants, for messages without entities;
 - a button's payload went through every NLU component before Rasa replaced their result with the payload's;
-- the same short texts (你好, 确认, 谢谢, 好的 …) went through every NLU component again for every buyer;
-- a new text's parse (a few ms of CPU) waited until the conversation's lock was taken and its tracker read,
-  round trips to Redis and PostgreSQL during which the replica's CPU was idle.
+- the same short texts (你好, 确认, 谢谢, 好的 …) went through every NLU component again for every buyer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import copyreg
 import itertools
 import re
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter, OrderedDict
 from typing import Any, Dict, Optional, Text
 
@@ -82,7 +77,6 @@ def install() -> None:
     _install_entity_free_states()
     _install_payload_parse()
     _install_parse_cache()
-    _install_parse_prefetch()
     _installed = True
 
 
@@ -999,9 +993,6 @@ class ParseCache:
         return (0 < len(text) <= PARSE_CACHE_MAX_CHARS and not text.startswith("/")
                 and not _UNCACHED.search(text))
 
-    def __contains__(self, text: Text) -> bool:
-        return text in self._results  # a look only: the order of use stays as it was
-
     def get(self, text: Text) -> Optional[Dict[Text, Any]]:
         result = self._results.get(text)
         if result is None:
@@ -1033,9 +1024,7 @@ def _install_parse_cache() -> None:
     model starts empty."""
     from rasa.core.processor import MessageProcessor
 
-    global _GRAPH_PARSE
-    _GRAPH_PARSE = MessageProcessor._parse_message_with_graph  # payloads are already cheap there
-    parse = _graph_parse
+    parse = MessageProcessor._parse_message_with_graph  # payloads are already cheap there
 
     def _parse_message_with_graph(self: MessageProcessor, message: Any, tracker: Any,
                                   only_output_properties: bool = True) -> Dict[Text, Any]:
@@ -1055,102 +1044,4 @@ def _install_parse_cache() -> None:
         cache.put(text, result)
         return result
 
-    _patch(MessageProcessor, "_parse_message_with_graph", _parse_message_with_graph)
-
-
-# The parse of a new text, begun when its message arrives (BOT_PARSE_PREFETCH=off: not begun early).
-PARSE_PREFETCH = True
-PARSE_PREFETCH_STATS: Counter = Counter()  # started, used, failed: this process's
-_GRAPH_PARSE: Any = None  # the parse below the parse cache (payloads have their quick way in it)
-_GRAPH_LOCK = threading.Lock()  # one NLU graph run at a time per process (the parse thread's or the loop's)
-_parse_thread: Optional[ThreadPoolExecutor] = None
-
-
-def _the_parse_thread() -> ThreadPoolExecutor:
-    global _parse_thread
-    if _parse_thread is None:
-        _parse_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-    return _parse_thread
-
-
-def _graph_parse(processor: Any, message: Any, tracker: Any, only_output_properties: bool) -> Dict[Text, Any]:
-    with _GRAPH_LOCK:
-        return _GRAPH_PARSE(processor, message, tracker, only_output_properties)
-
-
-def worth_parsing_early(processor: Any, message: Any) -> bool:
-    """A text whose parse will run the NLU components: not empty, not a button's payload, not in the parse
-    cache, on a model that parses in process."""
-    from rasa.shared.constants import INTENT_MESSAGE_PREFIX
-
-    text = message.text or ""
-    if not PARSE_PREFETCH or not text.strip() or text.strip().startswith(INTENT_MESSAGE_PREFIX):
-        return False
-    if processor is None or processor.http_interpreter is not None or _GRAPH_PARSE is None:
-        return False
-    cache = processor.__dict__.get("_parse_cache")
-    return not (PARSE_CACHE_SIZE > 0 and ParseCache.keeps(text) and cache is not None and text in cache)
-
-
-def _install_parse_prefetch() -> None:
-    """A new text's parse starts when its message reaches the replica, in a thread of its own, while the message
-    waits for its conversation's lock (Redis) and its tracker is read (PostgreSQL): the interpreter lock is free
-    during those round trips, so the parse uses the CPU they leave idle. When the turn comes to parsing, it takes
-    the result (or waits for the rest of it). The result is the graph's own for the same text (no NLU component
-    reads the tracker, and the parse cache already relies on the text alone deciding the result); a parse that
-    failed is run again the usual way, so the message meets the same error it would have. Only texts that would
-    run the NLU components start early: payloads and cached texts are cheap already. One parse thread per
-    process, and the NLU graph runs one text at a time (`_GRAPH_LOCK`), in that thread or in the event loop."""
-    from rasa.core.agent import Agent
-    from rasa.core.processor import MessageProcessor
-
-    handle, parse_message, cached_parse = (Agent.handle_message, MessageProcessor.parse_message,
-                                           MessageProcessor._parse_message_with_graph)
-
-    def settle(future: Any) -> None:
-        if not future.cancelled() and future.exception() is not None:
-            PARSE_PREFETCH_STATS["failed"] += 1  # parsed again in the turn, where its error is handled
-
-    async def handle_message(self: Agent, message: Any) -> Any:
-        processor = self.processor
-        if worth_parsing_early(processor, message):
-            future = asyncio.get_running_loop().run_in_executor(
-                _the_parse_thread(), _graph_parse, processor, message, None, True)
-            future.add_done_callback(settle)
-            message._bot_early_parse = (processor, future)
-            PARSE_PREFETCH_STATS["started"] += 1
-        return await handle(self, message)
-
-    async def parse_message_early(self: MessageProcessor, message: Any, tracker: Any = None,
-                                  only_output_properties: bool = True) -> Dict[Text, Any]:
-        early = getattr(message, "__dict__", {}).pop("_bot_early_parse", None)
-        if early is not None and early[0] is self and only_output_properties:
-            try:
-                message._bot_parsed = await early[1]
-            except Exception:  # noqa: BLE001 - the usual parse below meets the error again and reports it
-                pass
-        try:
-            return await parse_message(self, message, tracker, only_output_properties)
-        finally:
-            getattr(message, "__dict__", {}).pop("_bot_parsed", None)
-
-    def _parse_message_with_graph(self: MessageProcessor, message: Any, tracker: Any,
-                                  only_output_properties: bool = True) -> Dict[Text, Any]:
-        parsed = getattr(message, "__dict__", {}).pop("_bot_parsed", None)
-        if parsed is None or not only_output_properties:
-            return cached_parse(self, message, tracker, only_output_properties)
-        PARSE_PREFETCH_STATS["used"] += 1
-        text = message.text or ""
-        if PARSE_CACHE_SIZE > 0 and ParseCache.keeps(text):  # kept as the cache keeps a text it parsed itself
-            PARSE_CACHE_STATS["misses"] += 1
-            cache = self.__dict__.get("_parse_cache")
-            if cache is None:
-                cache = self.__dict__["_parse_cache"] = ParseCache()
-            cache.put(text, parsed)
-        else:
-            PARSE_CACHE_STATS["skipped"] += 1
-        return parsed
-
-    _patch(Agent, "handle_message", handle_message)
-    _patch(MessageProcessor, "parse_message", parse_message_early)
     _patch(MessageProcessor, "_parse_message_with_graph", _parse_message_with_graph)

@@ -502,8 +502,6 @@ _fix_socketio_rooms()
 
 if SPEEDUPS:
     rasa_speedups.PARSE_CACHE_SIZE = PARSE_CACHE_SIZE
-    # BOT_PARSE_PREFETCH=off: a new text's parse waits for the conversation's lock and tracker, as in Rasa.
-    rasa_speedups.PARSE_PREFETCH = os.environ.get("BOT_PARSE_PREFETCH", "on") != "off"
     rasa_speedups.install()
 
 
@@ -543,8 +541,7 @@ class GuardedRestInput(RestInput):
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             # The parse cache's counts (no texts) let the load bench report its hit rate.
-            return response.json({"status": "ok", "parse_cache": rasa_speedups.parse_cache_stats(),
-                                  "parse_prefetch": dict(rasa_speedups.PARSE_PREFETCH_STATS)})
+            return response.json({"status": "ok", "parse_cache": rasa_speedups.parse_cache_stats()})
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
