@@ -61,7 +61,9 @@ import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from bench.phrasings import CONFIRM_STEP, STEPS  # noqa: E402
-from bench.ratios import Interval, by_conversation, percentile, percentile_ratio_interval  # noqa: E402
+from bench.ratios import (  # noqa: E402
+    NOT_MEASURED, Interval, by_conversation, percentile, percentile_ratio_interval,
+)
 from bot.identity import buyer_token, sender_id_of  # noqa: E402
 from bot.ops.prod import (  # noqa: E402
     VENV_APP, VENV_RASA, ProdConfig, ProdPorts, ProdStack, add_load_buyers, drop_database, drop_lock_keys,
@@ -738,8 +740,13 @@ P95_TARGET_TEXT = ("Against the target (p95 at most 2× the floor's): *met* when
 
 def p95_intervals(floor: dict, bot: dict) -> list[Interval]:
     """The bot's p95 over the floor's at each paused level, with how far the same run could have put it."""
-    return [percentile_ratio_interval(b.by_conversation(), f.by_conversation())
-            for f, b in zip(floor["paused"], bot["paused"])]
+    def interval(f: RunResult, b: RunResult) -> Interval:
+        try:
+            return percentile_ratio_interval(b.by_conversation(), f.by_conversation())
+        except (ValueError, ZeroDivisionError):  # a stack without answers at this level: no ratio to give
+            return NOT_MEASURED
+
+    return [interval(f, b) for f, b in zip(floor["paused"], bot["paused"])]
 
 
 def slice_ratios(floor: dict, bot: dict) -> list[tuple[int, list[float]]]:

@@ -12,6 +12,7 @@ Standard library only, so that the tests run it without the bench's stacks.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,9 @@ class Interval:
     level: float
 
     def verdict(self, target: float) -> str:
-        """Against a ratio the run must stay under: met, missed or too close to call."""
+        """Against a ratio the run must stay under: met, missed or too close to call (or not measured)."""
+        if math.isnan(self.ratio):
+            return "not measured"
         if self.high < target:
             return "met"
         if self.low > target:
@@ -51,6 +54,9 @@ class Interval:
 
     def text(self) -> str:
         return f"{self.ratio:.2f}× ({self.low:.2f}–{self.high:.2f}×)"
+
+
+NOT_MEASURED = Interval(math.nan, math.nan, math.nan, 0.0)
 
 
 def _draw(groups: Sequence[Sequence[float]], rng: random.Random) -> list[float]:

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from bench.ratios import Interval, by_conversation, percentile, percentile_ratio_interval
+from bench.ratios import NOT_MEASURED, Interval, by_conversation, percentile, percentile_ratio_interval
 
 
 def conversations(rng: random.Random, count: int, scale: float, messages: int = 6) -> list[list[float]]:
@@ -57,6 +57,7 @@ def test_verdicts_against_a_target():
     assert Interval(2.4, 2.1, 2.8, 0.9).verdict(2.0) == "missed"
     assert Interval(1.9, 1.7, 2.2, 0.9).verdict(2.0) == "too close to call"
     assert Interval(1.9, 1.7, 2.2, 0.9).text() == "1.90× (1.70–2.20×)"
+    assert NOT_MEASURED.verdict(2.0) == "not measured"
 
 
 def test_the_same_seed_gives_the_same_interval():
@@ -100,3 +101,6 @@ def test_the_load_report_gives_each_level_its_interval_and_verdict():
     assert "| 10 | bot | 600 |" in report and "3.00× (" in report
     assert "10 buyers: **missed**; 50 buyers: **missed**." in report
     assert "24 buyers 0.50, 0.55, 0.50." in report
+
+    bot["paused"][1].samples = []  # a level where the bot answered nothing: reported, not a crash
+    assert "50 buyers: **not measured**" in write_report(args, floor, bot, 0.0, (0.5, 0.5, 0.5))
