@@ -76,6 +76,6 @@ def percentile_ratio_interval(bot: Sequence[Sequence[float]], floor: Sequence[Se
     ratio = percentile([x for g in bot for x in g], q) / percentile([x for g in floor for x in g], q)
     ratios = sorted(percentile(_draw(bot, rng), q) / percentile(_draw(floor, rng), q) for _ in range(draws))
     tail = (1 - level) / 2
-    low = ratios[int(tail * (draws - 1))]
+    low = ratios[int(round(tail * (draws - 1)))]
     high = ratios[int(round((1 - tail) * (draws - 1)))]
     return Interval(ratio, low, high, level)
