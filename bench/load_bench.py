@@ -733,9 +733,9 @@ def fmt_ms(seconds: float) -> str:
 
 
 P95_TARGET = 2.0
-P95_TARGET_TEXT = ("Against the target (p95 at most 2× the floor's): *met* when the whole 90 % interval is below 2, "
-                   "*missed* when it is above, else *too close to call* (bench/ratios.py: each stack's conversations "
-                   "drawn again 2,000 times) –")
+P95_TARGET_TEXT = (f"Against the target (p95 at most {P95_TARGET:g}× the floor's): *met* when the whole 90 % interval "
+                   f"is below {P95_TARGET:g}, *missed* when it is above, else *too close to call* (bench/ratios.py: "
+                   "each stack's conversations drawn again 2,000 times) –")
 
 
 def p95_intervals(floor: dict, bot: dict) -> list[Interval]:
